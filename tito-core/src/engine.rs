@@ -1,0 +1,163 @@
+//! The database handle: begins transactions and runs transaction closures.
+
+use std::future::Future;
+
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::backend::{Backend, Embedded, TxKind};
+use crate::error::{Result, TitoError};
+use crate::keyspace::{self, FORMAT_VERSION};
+use crate::txn::{RetryPolicy, TitoTransaction};
+
+/// A tito database on backend `B`. Cheap to clone; clones share the backend.
+#[derive(Clone, Debug)]
+pub struct TitoEngine<B: Backend = Embedded> {
+    backend: B,
+}
+
+impl<B: Backend> TitoEngine<B> {
+    /// Wraps an opened backend, checking (or, on a new database, recording) the format version.
+    pub async fn new(backend: B) -> Result<Self> {
+        let engine = TitoEngine { backend };
+        engine.check_format().await?;
+        Ok(engine)
+    }
+
+    async fn check_format(&self) -> Result<()> {
+        let tx = self.begin().await?;
+        let result = async {
+            match tx.get(&keyspace::format_key()).await? {
+                Some(bytes) => {
+                    let found = <[u8; 4]>::try_from(bytes.as_slice())
+                        .map(u32::from_be_bytes)
+                        .map_err(|_| {
+                            TitoError::IncompatibleFormat("the format marker is corrupt".into())
+                        })?;
+                    if found > FORMAT_VERSION {
+                        return Err(TitoError::IncompatibleFormat(format!(
+                            "the database has format {found}; this tito reads up to {FORMAT_VERSION}"
+                        )));
+                    }
+                    Ok(())
+                }
+                None => {
+                    tx.put(
+                        keyspace::format_key(),
+                        FORMAT_VERSION.to_be_bytes().to_vec(),
+                    )
+                    .await
+                }
+            }
+        }
+        .await;
+        finish(&tx, result).await
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Begins an optimistic read-write transaction; commit or roll it back yourself.
+    pub async fn begin(&self) -> Result<TitoTransaction<B>> {
+        self.begin_with(TxKind::Optimistic).await
+    }
+
+    /// Begins a transaction of the given kind.
+    pub async fn begin_with(&self, kind: TxKind) -> Result<TitoTransaction<B>> {
+        let tx = self.backend.begin(kind).await?;
+        Ok(TitoTransaction::new(tx, kind))
+    }
+
+    /// A consistent read-only snapshot of the database.
+    pub async fn snapshot(&self) -> Result<TitoTransaction<B>> {
+        self.begin_with(TxKind::ReadOnly).await
+    }
+
+    /// Runs `f` in a transaction: commits when it returns `Ok`, rolls back when it returns `Err`.
+    ///
+    /// The closure runs once. A commit conflict is returned as [`TitoError::Conflict`]; use
+    /// [`transaction_with_retry`](Self::transaction_with_retry) for closures that can run again.
+    pub async fn transaction<F, Fut, T, E>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(TitoTransaction<B>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<TitoError>,
+    {
+        let tx = self.begin().await?;
+        let outcome = f(tx.clone())
+            .instrument(info_span!(
+                "tito.transaction",
+                backend = self.backend.name()
+            ))
+            .await;
+        finish(&tx, outcome).await
+    }
+
+    /// Runs `f` in a transaction, running it again in a fresh transaction when the backend
+    /// reports a retryable conflict, with jittered exponential backoff per `policy`.
+    ///
+    /// Errors of the closure that are not backend conflicts are returned at once. A commit
+    /// whose outcome is unknown is never replayed: it returns
+    /// [`TitoError::CommitOutcomeUnknown`]. When attempts run out, the last conflict is returned.
+    pub async fn transaction_with_retry<F, Fut, T, E>(
+        &self,
+        policy: RetryPolicy,
+        f: F,
+    ) -> Result<T, E>
+    where
+        F: Fn(TitoTransaction<B>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: From<TitoError>,
+    {
+        let mut attempt = 1;
+        loop {
+            let tx = self.begin().await?;
+            let span = info_span!("tito.transaction", backend = self.backend.name(), attempt);
+            let outcome = f(tx.clone()).instrument(span).await;
+            let retryable = match outcome {
+                Ok(value) => match tx.commit().await {
+                    Ok(()) => return Ok(value),
+                    Err(e) if e.is_retryable() && attempt < policy.max_attempts => e,
+                    Err(e) => return Err(e.into()),
+                },
+                Err(e) => {
+                    rollback_quietly(&tx).await;
+                    if !(tx.saw_conflict() && attempt < policy.max_attempts) {
+                        return Err(e);
+                    }
+                    TitoError::Conflict("conflict during the transaction".into())
+                }
+            };
+            let delay = policy.delay(attempt);
+            debug!(attempt, ?delay, error = %retryable, "retrying transaction");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Commits `tx` if `outcome` is `Ok`, rolls it back otherwise.
+pub(crate) async fn finish<B: Backend, T, E: From<TitoError>>(
+    tx: &TitoTransaction<B>,
+    outcome: Result<T, E>,
+) -> Result<T, E> {
+    match outcome {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            rollback_quietly(tx).await;
+            Err(e)
+        }
+    }
+}
+
+async fn rollback_quietly<B: Backend>(tx: &TitoTransaction<B>) {
+    if let Err(e) = tx.rollback().await
+        && !matches!(e, TitoError::TransactionClosed(_))
+    {
+        warn!(error = %e, "rollback failed");
+    }
+}

@@ -1,0 +1,102 @@
+//! The one error type of tito.
+//!
+//! Every fallible operation returns [`TitoError`]. Variants are distinct wherever a caller may
+//! act differently: retry ([`TitoError::Conflict`]), never retry
+//! ([`TitoError::CommitOutcomeUnknown`]), fix the input ([`TitoError::InvalidQuery`]), and so on.
+
+/// Errors returned by tito.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TitoError {
+    /// The record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+
+    /// A concurrent transaction touched the same data; running the transaction again may succeed.
+    #[error("transaction conflict (retryable): {0}")]
+    Conflict(String),
+
+    /// The commit may or may not have been applied; it must not be replayed blindly.
+    #[error("commit outcome unknown: {0}")]
+    CommitOutcomeUnknown(String),
+
+    /// A record with this key already exists.
+    #[error("key exists: {0}")]
+    KeyExists(String),
+
+    /// A unique index already holds this value for another record.
+    #[error(
+        "unique index `{index}` of table `{table}` already holds this value (record `{existing_id}`)"
+    )]
+    UniqueViolation {
+        /// Table of the model.
+        table: String,
+        /// Name of the unique index.
+        index: String,
+        /// Id of the record that holds the value.
+        existing_id: String,
+    },
+
+    /// The query does not fit the index or the model (unknown index, wrong values, ...).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
+    /// The cursor is malformed, tampered with, or belongs to another query.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+
+    /// Stored bytes could not be decoded.
+    #[error("cannot decode the value at key {key}: {reason}")]
+    Decode {
+        /// The key, printed readably.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A value could not be serialized for storage.
+    #[error("cannot serialize: {0}")]
+    Serialize(String),
+
+    /// A key or value exceeds what the backends accept.
+    #[error("{what} too large: {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// `"key"` or `"value"`.
+        what: &'static str,
+        /// Size of the rejected item.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The database was written by an incompatible version of tito.
+    #[error("incompatible database format: {0}")]
+    IncompatibleFormat(String),
+
+    /// The transaction was already committed or rolled back, or is read-only.
+    #[error("transaction unusable: {0}")]
+    TransactionClosed(String),
+
+    /// The storage backend failed.
+    #[error("backend error: {0}")]
+    Backend(String),
+
+    /// An event handler or application code failed.
+    #[error("{0}")]
+    Custom(String),
+}
+
+impl TitoError {
+    /// Whether running the same transaction again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TitoError::Conflict(_))
+    }
+
+    /// An application error, e.g. from an event handler.
+    pub fn custom(message: impl std::fmt::Display) -> Self {
+        TitoError::Custom(message.to_string())
+    }
+}
+
+/// Result alias used throughout tito.
+pub type Result<T, E = TitoError> = std::result::Result<T, E>;

@@ -1,0 +1,244 @@
+//! Events written in the same transaction as the data they describe.
+//!
+//! A write with [`TitoOptions::with_events`] stores one event per event type the model declares,
+//! for every consumer group of that type, under the queue's pending keys. The queue crate reads
+//! and acknowledges them; this module only writes.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::error::{Result, TitoError};
+use crate::keyspace::queue;
+use crate::model::TitoModelTrait;
+use crate::txn::TitoTransaction;
+
+/// Number of queue partitions.
+pub const PARTITIONS: u32 = 1024;
+
+/// The consumer group of workers started without a group name.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// The kind of write an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TitoOperation {
+    /// A record was created.
+    Insert,
+    /// A record was changed.
+    Update,
+    /// A record was removed.
+    Delete,
+}
+
+impl fmt::Display for TitoOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TitoOperation::Insert => "INSERT",
+            TitoOperation::Update => "UPDATE",
+            TitoOperation::Delete => "DELETE",
+        })
+    }
+}
+
+/// Options of a write: whether it publishes events, and when they become due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TitoOptions {
+    /// The operation recorded in events; `None` publishes nothing.
+    pub event: Option<TitoOperation>,
+    /// When the events become due (micros since the Unix epoch); `None` means now.
+    pub run_at_micros: Option<u64>,
+}
+
+impl TitoOptions {
+    /// Publishes events recording `operation` for every event type the model declares.
+    pub fn with_events(operation: TitoOperation) -> Self {
+        TitoOptions {
+            event: Some(operation),
+            run_at_micros: None,
+        }
+    }
+
+    /// Delays delivery of the events until `at`.
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.run_at_micros = Some(micros_since_epoch(at));
+        self
+    }
+}
+
+/// An event as stored and as delivered to handlers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TitoEvent {
+    /// Unique id of the event.
+    pub id: String,
+    /// The event type (the name in [`TitoEventConfig`](crate::model::TitoEventConfig)).
+    pub event_type: String,
+    /// The write that produced the event.
+    pub action: TitoOperation,
+    /// `table:id` of the record.
+    pub entity: String,
+    /// Table of the record.
+    pub table: String,
+    /// Id of the record.
+    pub record_id: String,
+    /// The record's partition key.
+    pub partition_key: String,
+    /// The partition, `0..1024`, derived from the partition key.
+    pub partition: u32,
+    /// The record as written (for deletes: as it was before).
+    pub payload: Value,
+    /// When the event was written, micros since the Unix epoch.
+    pub created_at: u64,
+    /// When the event becomes due, micros since the Unix epoch.
+    pub run_at: u64,
+}
+
+/// The partition of a partition key: FNV-1a (64-bit) of its UTF-8 bytes, modulo 1024.
+///
+/// Fixed and documented so it is the same on every platform, Rust version and release.
+pub fn partition_of(partition_key: &str) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let hash = partition_key
+        .bytes()
+        .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME));
+    (hash % u64::from(PARTITIONS)) as u32
+}
+
+/// Micros since the Unix epoch of `at` (0 before the epoch).
+pub fn micros_since_epoch(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A timestamp in micros that strictly increases within this process, so events written one
+/// after another keep their order even within one microsecond.
+pub fn next_timestamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = micros_since_epoch(SystemTime::now());
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// Version byte of the stored event envelope.
+const EVENT_V1: u8 = 1;
+
+/// Encodes an event for storage.
+pub fn encode_event(event: &TitoEvent) -> Result<Vec<u8>> {
+    let mut out = vec![EVENT_V1];
+    serde_json::to_writer(&mut out, event).map_err(|e| TitoError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a stored event.
+pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
+    match bytes.split_first() {
+        Some((&EVENT_V1, body)) => serde_json::from_slice(body)
+            .map_err(|e| crate::model::record::decode_error(key, e.to_string())),
+        _ => Err(crate::model::record::decode_error(
+            key,
+            "unknown event format".into(),
+        )),
+    }
+}
+
+/// The consumer groups of `event_type`, read in `tx` so a concurrent registration conflicts.
+pub async fn consumer_groups<B: Backend>(
+    tx: &TitoTransaction<B>,
+    event_type: &str,
+) -> Result<Vec<String>> {
+    let key = queue::groups_key(event_type);
+    match tx.get(&key).await? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| crate::model::record::decode_error(&key, e.to_string())),
+        None => Ok(vec![DEFAULT_GROUP.to_string()]),
+    }
+}
+
+/// Writes `event` as pending for every consumer group of its type.
+pub async fn enqueue<B: Backend>(tx: &TitoTransaction<B>, event: &TitoEvent) -> Result<()> {
+    let value = encode_event(event)?;
+    for group in consumer_groups(tx, &event.event_type).await? {
+        let key = queue::pending_key(
+            &event.event_type,
+            &group,
+            event.partition,
+            event.run_at,
+            &event.id,
+        );
+        tx.put(key, value.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Publishes the events `options` asks for, for every event type `record` declares.
+pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
+    tx: &TitoTransaction<B>,
+    record: &T,
+    table: &str,
+    id: &str,
+    payload: &Value,
+    options: &TitoOptions,
+) -> Result<()> {
+    let Some(action) = options.event else {
+        return Ok(());
+    };
+    let partition_key = record.partition_key();
+    let created_at = next_timestamp();
+    for config in record.get_events() {
+        let event = TitoEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_type: config.name,
+            action,
+            entity: format!("{table}:{id}"),
+            table: table.to_string(),
+            record_id: id.to_string(),
+            partition: partition_of(&partition_key),
+            partition_key: partition_key.clone(),
+            payload: payload.clone(),
+            created_at,
+            run_at: options.run_at_micros.unwrap_or(created_at),
+        };
+        enqueue(tx, &event).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_known_values() {
+        // FNV-1a 64 of the bytes, mod 1024; these values must never change.
+        assert_eq!(partition_of(""), (0xcbf2_9ce4_8422_2325u64 % 1024) as u32);
+        assert_eq!(partition_of("a"), (0xaf63_dc4c_8601_ec8cu64 % 1024) as u32);
+        assert_eq!(
+            partition_of("foobar"),
+            (0x8594_4171_f739_67e8u64 % 1024) as u32
+        );
+        assert!(partition_of("user-42") < PARTITIONS);
+    }
+
+    #[test]
+    fn timestamps_strictly_increase() {
+        let a = next_timestamp();
+        let b = next_timestamp();
+        assert!(b > a);
+    }
+
+    #[test]
+    fn actions_print_in_capitals() {
+        assert_eq!(TitoOperation::Delete.to_string(), "DELETE");
+    }
+}

@@ -1,0 +1,118 @@
+//! The static shape of a model, read once from `T::default()`: table, indexes, relationships.
+
+use std::collections::HashSet;
+
+use crate::error::{Result, TitoError};
+use crate::keyspace;
+use crate::model::{TitoEmbeddedRelationshipConfig, TitoIndexField, TitoModelTrait};
+
+/// One index as queries see it.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexDef {
+    pub name: String,
+    pub fields: Vec<TitoIndexField>,
+    pub unique: bool,
+    /// Key prefix shared by all entries of the index.
+    pub prefix: Vec<u8>,
+}
+
+/// The static shape of a model.
+#[derive(Debug, Clone)]
+pub(crate) struct Schema {
+    pub table: String,
+    pub indexes: Vec<IndexDef>,
+    pub relationships: Vec<TitoEmbeddedRelationshipConfig>,
+    /// A configuration mistake found when the schema was read; every operation reports it.
+    problem: Option<String>,
+}
+
+impl Schema {
+    pub fn of<T: TitoModelTrait>() -> Schema {
+        let model = T::default();
+        let table = model.get_table_name();
+        let unique: HashSet<String> = model.get_unique_indexes().into_iter().collect();
+        let mut problem = None;
+        let mut names = HashSet::new();
+        let indexes: Vec<IndexDef> = model
+            .get_indexes()
+            .into_iter()
+            .map(|config| {
+                if !names.insert(config.name.clone()) {
+                    problem = Some(format!("index `{}` is declared twice", config.name));
+                }
+                if config.fields.is_empty() {
+                    problem = Some(format!("index `{}` has no fields", config.name));
+                }
+                let is_unique = unique.contains(&config.name);
+                IndexDef {
+                    prefix: keyspace::index_prefix(&table, &config.name, is_unique),
+                    name: config.name,
+                    fields: config.fields,
+                    unique: is_unique,
+                }
+            })
+            .collect();
+        if let Some(name) = unique.iter().find(|name| !names.contains(*name)) {
+            problem = Some(format!("unique index `{name}` is not among the indexes"));
+        }
+        let relationships = model.get_embedded_relationships();
+        for relation in &relationships {
+            let (source_parent, _) =
+                crate::model::json_path::split_parent(&relation.source_field_name);
+            let (dest_parent, _) =
+                crate::model::json_path::split_parent(&relation.destination_field_name);
+            if source_parent != dest_parent {
+                problem = Some(format!(
+                    "relationship `{}` -> `{}`: source and destination must share their parent path",
+                    relation.source_field_name, relation.destination_field_name
+                ));
+            }
+        }
+        Schema {
+            table,
+            indexes,
+            relationships,
+            problem,
+        }
+    }
+
+    /// Fails with the configuration mistake, if any.
+    pub fn check(&self) -> Result<()> {
+        match &self.problem {
+            Some(problem) => Err(TitoError::InvalidQuery(format!(
+                "model `{}`: {problem}",
+                self.table
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    pub fn index(&self, name: &str) -> Result<&IndexDef> {
+        self.indexes.iter().find(|i| i.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.indexes.iter().map(|i| i.name.as_str()).collect();
+            TitoError::InvalidQuery(format!(
+                "model `{}` has no index `{name}` (indexes: {})",
+                self.table,
+                known.join(", ")
+            ))
+        })
+    }
+
+    pub fn relationship(&self, destination: &str) -> Result<&TitoEmbeddedRelationshipConfig> {
+        self.relationships
+            .iter()
+            .find(|r| r.destination_field_name == destination)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .relationships
+                    .iter()
+                    .map(|r| r.destination_field_name.as_str())
+                    .collect();
+                TitoError::InvalidQuery(format!(
+                    "model `{}` has no relationship `{destination}` (relationships: {})",
+                    self.table,
+                    known.join(", ")
+                ))
+            })
+    }
+}

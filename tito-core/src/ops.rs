@@ -1,0 +1,388 @@
+//! Model operations: build, update, delete and find, each a set of planned mutations applied in
+//! the caller's transaction.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::{Instrument, debug_span};
+
+use crate::backend::{Backend, Embedded};
+use crate::engine::{TitoEngine, finish};
+use crate::error::{Result, TitoError};
+use crate::event::{self, TitoOptions};
+use crate::keyspace;
+use crate::model::schema::Schema;
+use crate::model::{TitoModelTrait, json_path, record};
+use crate::plan::{self, KeyPlan};
+use crate::query::IndexQuery;
+use crate::relation;
+use crate::txn::TitoTransaction;
+
+/// Typed access to the records of model `T` on backend `B`. Cheap to clone.
+pub struct TitoModel<T, B: Backend = Embedded> {
+    pub(crate) engine: TitoEngine<B>,
+    pub(crate) schema: Arc<Schema>,
+    _model: PhantomData<fn() -> T>,
+}
+
+impl<T, B: Backend> Clone for TitoModel<T, B> {
+    fn clone(&self) -> Self {
+        TitoModel {
+            engine: self.engine.clone(),
+            schema: self.schema.clone(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<T, B: Backend> std::fmt::Debug for TitoModel<T, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TitoModel")
+            .field("table", &self.schema.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> TitoEngine<B> {
+    /// Typed access to the records of model `T`.
+    pub fn model<T: TitoModelTrait>(self) -> TitoModel<T, B> {
+        TitoModel {
+            engine: self,
+            schema: Arc::new(Schema::of::<T>()),
+            _model: PhantomData,
+        }
+    }
+}
+
+/// The stored bytes of a record and its serialized form, stripped of hydrated fields.
+struct Prepared {
+    id: String,
+    bytes: Vec<u8>,
+    json: Option<Value>,
+    plan: KeyPlan,
+}
+
+impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
+    /// The database this model reads and writes.
+    pub fn engine(&self) -> &TitoEngine<B> {
+        &self.engine
+    }
+
+    /// The model's table name.
+    pub fn table(&self) -> &str {
+        &self.schema.table
+    }
+
+    fn prepare(&self, record: &T, need_json: bool) -> Result<Prepared> {
+        self.schema.check()?;
+        let id = record.get_id();
+        if id.is_empty() {
+            return Err(TitoError::Serialize(format!(
+                "a `{}` record has an empty id",
+                self.schema.table
+            )));
+        }
+        let typed = record.typed_index_entries();
+        let json = if typed.is_some() && !need_json && self.schema.relationships.is_empty() {
+            None
+        } else {
+            let mut json =
+                serde_json::to_value(record).map_err(|e| TitoError::Serialize(e.to_string()))?;
+            for relation in &self.schema.relationships {
+                json_path::clear(&mut json, &relation.destination_field_name);
+            }
+            Some(json)
+        };
+        let bytes = match &json {
+            Some(json) => record::encode(json)?,
+            None => record::encode(record)?,
+        };
+        let plan = KeyPlan::of(&self.schema.table, &id, record, json.as_ref(), typed)?;
+        Ok(Prepared {
+            id,
+            bytes,
+            json,
+            plan,
+        })
+    }
+
+    /// Fails with a unique violation if a unique entry of `plan` belongs to another record.
+    fn check_unique(&self, prepared: &Prepared, holders: &[Option<Vec<u8>>]) -> Result<()> {
+        let unique = prepared
+            .plan
+            .entries
+            .iter()
+            .filter(|e| e.unique_index.is_some());
+        for (entry, holder) in unique.zip(holders) {
+            if let Some(holder) = holder
+                && holder.as_slice() != prepared.id.as_bytes()
+            {
+                return Err(TitoError::UniqueViolation {
+                    table: self.schema.table.clone(),
+                    index: entry.unique_index.clone().unwrap_or_default(),
+                    existing_id: String::from_utf8_lossy(holder).into_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
+        prepared
+            .plan
+            .entries
+            .iter()
+            .filter(|e| e.unique_index.is_some())
+            .map(|e| e.key.clone())
+    }
+
+    async fn write_entries(
+        &self,
+        tx: &TitoTransaction<B>,
+        prepared: &Prepared,
+        skip: &HashSet<&[u8]>,
+    ) -> Result<()> {
+        for entry in &prepared.plan.entries {
+            if skip.contains(entry.key.as_slice()) {
+                continue;
+            }
+            let value = match entry.unique_index {
+                Some(_) => prepared.id.as_bytes().to_vec(),
+                None => Vec::new(),
+            };
+            tx.put(entry.key.clone(), value).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new record with its index entries. Fails with [`TitoError::KeyExists`] if the
+    /// id is taken and [`TitoError::UniqueViolation`] if a unique index value is.
+    pub async fn build(&self, record: T, tx: &TitoTransaction<B>) -> Result<T> {
+        self.build_with_options(record, TitoOptions::default(), tx)
+            .await
+    }
+
+    /// [`build`](Self::build), publishing the events `options` asks for in the same transaction.
+    pub async fn build_with_options(
+        &self,
+        record: T,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+    ) -> Result<T> {
+        let span = debug_span!("tito.build", table = %self.schema.table);
+        async {
+            let prepared = self.prepare(&record, options.event.is_some())?;
+            let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
+            let mut keys = vec![record_key.clone()];
+            keys.extend(Self::unique_keys(&prepared));
+            let found = tx.batch_get(&keys).await?;
+            if found.first().is_some_and(Option::is_some) {
+                return Err(TitoError::KeyExists(format!(
+                    "`{}` record `{}`",
+                    self.schema.table, prepared.id
+                )));
+            }
+            self.check_unique(&prepared, found.get(1..).unwrap_or_default())?;
+            tx.put(record_key, prepared.bytes.clone()).await?;
+            self.write_entries(tx, &prepared, &HashSet::new()).await?;
+            let manifest = plan::encode_manifest(&prepared.plan.keys());
+            tx.put(
+                keyspace::manifest_key(&self.schema.table, &prepared.id),
+                manifest,
+            )
+            .await?;
+            self.publish(tx, &record, &prepared, &options).await?;
+            Ok(record)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Replaces a stored record, moving exactly the index entries that changed. Fails with
+    /// [`TitoError::NotFound`] if the record does not exist.
+    pub async fn update(&self, record: T, tx: &TitoTransaction<B>) -> Result<T> {
+        self.update_with_options(record, TitoOptions::default(), tx)
+            .await
+    }
+
+    /// [`update`](Self::update), publishing the events `options` asks for in the same transaction.
+    pub async fn update_with_options(
+        &self,
+        record: T,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+    ) -> Result<T> {
+        let span = debug_span!("tito.update", table = %self.schema.table);
+        async {
+            let prepared = self.prepare(&record, options.event.is_some())?;
+            let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
+            let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
+            let mut keys = vec![record_key.clone(), manifest_key.clone()];
+            keys.extend(Self::unique_keys(&prepared));
+            let found = tx.batch_get(&keys).await?;
+            if found.first().is_none_or(Option::is_none) {
+                return Err(self.not_found(&prepared.id));
+            }
+            let old_keys = match found.get(1).and_then(Option::as_ref) {
+                Some(bytes) => plan::decode_manifest(&manifest_key, bytes)?,
+                None => Vec::new(),
+            };
+            self.check_unique(&prepared, found.get(2..).unwrap_or_default())?;
+            let new_keys = prepared.plan.keys();
+            let new_set: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
+            let old_set: HashSet<&[u8]> = old_keys.iter().map(Vec::as_slice).collect();
+            for old in &old_keys {
+                if !new_set.contains(old.as_slice()) {
+                    tx.delete(old.clone()).await?;
+                }
+            }
+            tx.put(record_key, prepared.bytes.clone()).await?;
+            self.write_entries(tx, &prepared, &old_set).await?;
+            if old_set != new_set {
+                tx.put(manifest_key, plan::encode_manifest(&new_keys))
+                    .await?;
+            }
+            self.publish(tx, &record, &prepared, &options).await?;
+            Ok(record)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Removes a record and all its index entries. Fails with [`TitoError::NotFound`] if the
+    /// record does not exist.
+    pub async fn delete_by_id(&self, id: &str, tx: &TitoTransaction<B>) -> Result<()> {
+        self.delete_by_id_with_options(id, TitoOptions::default(), tx)
+            .await
+    }
+
+    /// [`delete_by_id`](Self::delete_by_id), publishing the events `options` asks for.
+    pub async fn delete_by_id_with_options(
+        &self,
+        id: &str,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+    ) -> Result<()> {
+        let span = debug_span!("tito.delete", table = %self.schema.table);
+        async {
+            self.schema.check()?;
+            let record_key = keyspace::record_key(&self.schema.table, id);
+            let manifest_key = keyspace::manifest_key(&self.schema.table, id);
+            let found = tx
+                .batch_get(&[record_key.clone(), manifest_key.clone()])
+                .await?;
+            let Some(Some(bytes)) = found.first() else {
+                return Err(self.not_found(id));
+            };
+            if let Some(Some(manifest)) = found.get(1) {
+                for key in plan::decode_manifest(&manifest_key, manifest)? {
+                    tx.delete(key).await?;
+                }
+            }
+            if options.event.is_some() {
+                let json = record::decode_value(&record_key, bytes)?;
+                let old: T = record::from_value(&record_key, json.clone())?;
+                event::publish(tx, &old, &self.schema.table, id, &json, &options).await?;
+            }
+            tx.delete(record_key).await?;
+            tx.delete(manifest_key).await?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn publish(
+        &self,
+        tx: &TitoTransaction<B>,
+        record: &T,
+        prepared: &Prepared,
+        options: &TitoOptions,
+    ) -> Result<()> {
+        match (&options.event, &prepared.json) {
+            (None, _) => Ok(()),
+            (Some(_), Some(json)) => {
+                event::publish(tx, record, &self.schema.table, &prepared.id, json, options).await
+            }
+            (Some(_), None) => Err(TitoError::Serialize(
+                "events need the serialized record".into(),
+            )),
+        }
+    }
+
+    fn not_found(&self, id: &str) -> TitoError {
+        TitoError::NotFound(format!("`{}` record `{id}`", self.schema.table))
+    }
+
+    /// Reads a record by id from a consistent snapshot, hydrating the named relationships
+    /// (destination field names). Fails with [`TitoError::NotFound`] if it does not exist.
+    pub async fn find_by_id(&self, id: &str, relationships: Vec<String>) -> Result<T> {
+        let tx = self.engine.snapshot().await?;
+        let result = self.find_by_id_tx(id, relationships, &tx).await;
+        finish(&tx, result).await
+    }
+
+    /// [`find_by_id`](Self::find_by_id) inside `tx`, seeing its uncommitted writes.
+    pub async fn find_by_id_tx(
+        &self,
+        id: &str,
+        relationships: Vec<String>,
+        tx: &TitoTransaction<B>,
+    ) -> Result<T> {
+        self.find_optional_tx(id, relationships, tx)
+            .await?
+            .ok_or_else(|| self.not_found(id))
+    }
+
+    /// Reads a record by id inside `tx`, or `None` if it does not exist.
+    pub async fn find_optional_tx(
+        &self,
+        id: &str,
+        relationships: Vec<String>,
+        tx: &TitoTransaction<B>,
+    ) -> Result<Option<T>> {
+        self.schema.check()?;
+        let key = keyspace::record_key(&self.schema.table, id);
+        let Some(bytes) = tx.get(&key).await? else {
+            return Ok(None);
+        };
+        let mut records = self
+            .decode_rows(vec![(key, bytes)], &relationships, tx)
+            .await?;
+        Ok(records.pop())
+    }
+
+    /// Decodes stored rows into records, hydrating `relationships` with one batched read each.
+    pub(crate) async fn decode_rows(
+        &self,
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+        relationships: &[String],
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<T>> {
+        if relationships.is_empty() {
+            return rows
+                .iter()
+                .map(|(key, bytes)| record::decode(key, bytes))
+                .collect();
+        }
+        let mut values = rows
+            .iter()
+            .map(|(key, bytes)| record::decode_value(key, bytes))
+            .collect::<Result<Vec<_>>>()?;
+        for name in relationships {
+            let relation = self.schema.relationship(name)?;
+            relation::hydrate(tx, relation, &mut values).await?;
+        }
+        rows.iter()
+            .zip(values)
+            .map(|((key, _), value)| record::from_value(key, value))
+            .collect()
+    }
+
+    /// Starts a query on the index `name`; add one `.value(..)` per leading index field.
+    pub fn query_by_index(&self, name: impl Into<String>) -> IndexQuery<T, B> {
+        IndexQuery::new(self.clone(), name.into())
+    }
+}

@@ -1,0 +1,260 @@
+//! Key plans: which keys a record needs (record, index entries, manifest), and which mutations
+//! turn the keys of an old version into those of a new one.
+
+use serde_json::Value;
+
+use crate::codec::Number;
+use crate::error::{Result, TitoError};
+use crate::keyspace;
+use crate::model::component::{combine_components, number_component, string_component};
+use crate::model::json_path;
+use crate::model::{
+    IndexedValues, TitoIndexBlockType, TitoIndexConfig, TitoIndexValue, TitoModelTrait,
+};
+
+/// One index entry a record owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub key: Vec<u8>,
+    /// The unique index this entry belongs to, if it is unique (its value is then the id).
+    pub unique_index: Option<String>,
+}
+
+/// Everything a version of a record writes besides the record itself.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyPlan {
+    pub entries: Vec<IndexEntry>,
+}
+
+impl KeyPlan {
+    /// Plans the index entries of `record`: from `typed` (the model's
+    /// [`typed_index_entries`](TitoModelTrait::typed_index_entries)) when it has them, otherwise
+    /// from its serialized form `json` (computed here when not given).
+    pub fn of<T: TitoModelTrait>(
+        table: &str,
+        id: &str,
+        record: &T,
+        json: Option<&Value>,
+        typed: Option<Result<Vec<IndexedValues>>>,
+    ) -> Result<KeyPlan> {
+        let unique = record.get_unique_indexes();
+        let values = match typed {
+            Some(values) => values?,
+            None => {
+                let json = match json {
+                    Some(json) => std::borrow::Cow::Borrowed(json),
+                    None => std::borrow::Cow::Owned(
+                        serde_json::to_value(record)
+                            .map_err(|e| TitoError::Serialize(e.to_string()))?,
+                    ),
+                };
+                record
+                    .get_indexes()
+                    .iter()
+                    .filter(|config| config.condition)
+                    .map(|config| indexed_values(config, &json))
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        let mut entries = Vec::new();
+        for IndexedValues { index, tuples } in values {
+            let is_unique = unique.contains(&index);
+            let prefix = keyspace::index_prefix(table, &index, is_unique);
+            for tuple in tuples {
+                let mut key = Vec::with_capacity(prefix.len() + tuple.len() + id.len() + 3);
+                key.extend_from_slice(&prefix);
+                key.extend_from_slice(&tuple);
+                entries.push(IndexEntry {
+                    key: keyspace::finish_index_key(key, id, is_unique),
+                    unique_index: is_unique.then(|| index.clone()),
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|a, b| a.key == b.key);
+        Ok(KeyPlan { entries })
+    }
+
+    /// The keys of the entries, for the manifest.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.entries.iter().map(|e| e.key.clone()).collect()
+    }
+}
+
+/// The entries of one index read from a serialized record by field name.
+fn indexed_values(config: &TitoIndexConfig, json: &Value) -> Result<IndexedValues> {
+    let per_field = match &config.custom_generator {
+        Some(generator) => {
+            let mut tuples = Vec::new();
+            for entry in generator.generate() {
+                if entry.len() != config.fields.len() {
+                    return Err(TitoError::Serialize(format!(
+                        "index `{}`: the generator produced {} values for {} fields",
+                        config.name,
+                        entry.len(),
+                        config.fields.len()
+                    )));
+                }
+                let mut tuple = Vec::new();
+                for (value, field) in entry.iter().zip(&config.fields) {
+                    tuple.extend(generated_component(&config.name, field.r#type, value)?);
+                }
+                tuples.push(tuple);
+            }
+            return Ok(IndexedValues {
+                index: config.name.clone(),
+                tuples,
+            });
+        }
+        None => config
+            .fields
+            .iter()
+            .map(|field| {
+                json_path::values_at(json, &field.name)
+                    .into_iter()
+                    .map(|value| json_component(&config.name, &field.name, field.r#type, value))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok(IndexedValues {
+        index: config.name.clone(),
+        tuples: combine_components(&per_field)?,
+    })
+}
+
+/// Encodes a JSON value as a component of an index field of type `ty`.
+fn json_component(
+    index: &str,
+    field: &str,
+    ty: TitoIndexBlockType,
+    value: &Value,
+) -> Result<Vec<u8>> {
+    match (ty, value) {
+        (TitoIndexBlockType::String, Value::String(s)) => Ok(string_component(s)),
+        (TitoIndexBlockType::String, Value::Bool(b)) => {
+            Ok(string_component(if *b { "true" } else { "false" }))
+        }
+        (TitoIndexBlockType::String, Value::Number(n)) => Ok(string_component(&n.to_string())),
+        (TitoIndexBlockType::Number, Value::Number(n)) => number_component(json_number(n)),
+        (TitoIndexBlockType::Number, Value::String(s)) => {
+            number_component(parse_number(s).ok_or_else(|| {
+                TitoError::Serialize(format!(
+                    "index `{index}` field `{field}`: `{s}` is not a number"
+                ))
+            })?)
+        }
+        (_, other) => Err(TitoError::Serialize(format!(
+            "index `{index}` field `{field}`: cannot index {other} as {ty:?}"
+        ))),
+    }
+}
+
+fn generated_component(
+    index: &str,
+    ty: TitoIndexBlockType,
+    value: &TitoIndexValue,
+) -> Result<Vec<u8>> {
+    match (ty, value) {
+        (TitoIndexBlockType::String, TitoIndexValue::String(s)) => Ok(string_component(s)),
+        (TitoIndexBlockType::Number, TitoIndexValue::Int(v)) => number_component(Number::Int(*v)),
+        (TitoIndexBlockType::Number, TitoIndexValue::UInt(v)) => number_component(Number::UInt(*v)),
+        (TitoIndexBlockType::Number, TitoIndexValue::Float(v)) => {
+            number_component(Number::Float(*v))
+        }
+        (ty, value) => Err(TitoError::Serialize(format!(
+            "index `{index}`: the generator produced {value:?} for a {ty:?} field"
+        ))),
+    }
+}
+
+fn json_number(n: &serde_json::Number) -> Number {
+    if let Some(v) = n.as_i64() {
+        Number::Int(v)
+    } else if let Some(v) = n.as_u64() {
+        Number::UInt(v)
+    } else {
+        Number::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// Parses a number written as text: integers keep full precision.
+pub(crate) fn parse_number(text: &str) -> Option<Number> {
+    let text = text.trim();
+    if let Ok(v) = text.parse::<i64>() {
+        return Some(Number::Int(v));
+    }
+    if let Ok(v) = text.parse::<u64>() {
+        return Some(Number::UInt(v));
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| !v.is_nan())
+        .map(Number::Float)
+}
+
+/// Version byte of the manifest encoding.
+const MANIFEST_V1: u8 = 1;
+
+/// Encodes the list of index keys a record owns.
+pub(crate) fn encode_manifest(keys: &[Vec<u8>]) -> Vec<u8> {
+    let len: usize = keys.iter().map(|k| k.len() + 4).sum();
+    let mut out = Vec::with_capacity(1 + len);
+    out.push(MANIFEST_V1);
+    for key in keys {
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
+    }
+    out
+}
+
+/// Decodes a manifest written by [`encode_manifest`].
+pub(crate) fn decode_manifest(manifest_key: &[u8], bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let corrupt = |reason: &str| crate::model::record::decode_error(manifest_key, reason.into());
+    let Some((&MANIFEST_V1, mut rest)) = bytes.split_first() else {
+        return Err(corrupt("unknown manifest version"));
+    };
+    let mut keys = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("truncated manifest"))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt("truncated manifest"));
+        }
+        let (key, tail) = tail.split_at(len);
+        keys.push(key.to_vec());
+        rest = tail;
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_rejects_garbage() {
+        let keys = vec![b"a".to_vec(), Vec::new(), vec![0, 255, 0]];
+        assert_eq!(
+            decode_manifest(b"m", &encode_manifest(&keys)).unwrap(),
+            keys
+        );
+        assert!(decode_manifest(b"m", &[MANIFEST_V1, 0, 0, 0, 9, 1]).is_err());
+        assert!(decode_manifest(b"m", &[7]).is_err());
+        assert!(decode_manifest(b"m", &[]).is_err());
+    }
+
+    #[test]
+    fn numbers_parse_exactly() {
+        assert_eq!(parse_number("20230101"), Some(Number::Int(20230101)));
+        assert_eq!(
+            parse_number("18446744073709551615"),
+            Some(Number::UInt(u64::MAX))
+        );
+        assert!(matches!(parse_number("-1.5"), Some(Number::Float(v)) if v == -1.5));
+        assert_eq!(parse_number("abc"), None);
+        assert_eq!(parse_number("NaN"), None);
+    }
+}

@@ -1,0 +1,348 @@
+//! Index queries: exact values on leading index fields, an optional range on the next one,
+//! forward or reverse, a page at a time.
+
+mod cursor;
+mod value;
+
+pub use value::QueryValue;
+
+use crate::backend::{Backend, KeyRange, key_after, prefix_end};
+use crate::codec::{self, Direction};
+use crate::engine::finish;
+use crate::error::{Result, TitoError};
+use crate::keyspace;
+use crate::model::TitoModelTrait;
+use crate::model::schema::IndexDef;
+use crate::ops::TitoModel;
+use crate::txn::TitoTransaction;
+
+/// Rows read per backend scan when a query has no limit.
+const SCAN_CHUNK: usize = 1000;
+
+/// One page of query results.
+#[derive(Debug, Clone)]
+pub struct TitoPage<T> {
+    /// The records of the page, in index order (reversed for reverse queries).
+    pub items: Vec<T>,
+    /// Continues after the last item; `None` when there are no more rows.
+    pub cursor: Option<String>,
+}
+
+/// A bound on the field after the exact values.
+#[derive(Debug, Clone)]
+enum Bound {
+    Gt(QueryValue),
+    Gte(QueryValue),
+    Lt(QueryValue),
+    Lte(QueryValue),
+    Between(QueryValue, QueryValue),
+    StartsWith(String),
+}
+
+/// A query on one index of model `T`, built with `.value(..)` and friends, run with
+/// `.execute()`, `.execute_reverse()` or their `_tx` forms.
+#[derive(Debug, Clone)]
+pub struct IndexQuery<T, B: Backend> {
+    model: TitoModel<T, B>,
+    index: String,
+    values: Vec<QueryValue>,
+    bounds: Vec<Bound>,
+    relationships: Vec<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
+    pub(crate) fn new(model: TitoModel<T, B>, index: String) -> Self {
+        IndexQuery {
+            model,
+            index,
+            values: Vec::new(),
+            bounds: Vec::new(),
+            relationships: Vec::new(),
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    /// Matches the next index field exactly. Strings given for number fields are parsed.
+    pub fn value(&mut self, value: impl Into<QueryValue>) -> &mut Self {
+        self.values.push(value.into());
+        self
+    }
+
+    /// Keeps rows whose next field is greater than `value`.
+    pub fn gt(&mut self, value: impl Into<QueryValue>) -> &mut Self {
+        self.bounds.push(Bound::Gt(value.into()));
+        self
+    }
+
+    /// Keeps rows whose next field is at least `value`.
+    pub fn gte(&mut self, value: impl Into<QueryValue>) -> &mut Self {
+        self.bounds.push(Bound::Gte(value.into()));
+        self
+    }
+
+    /// Keeps rows whose next field is less than `value`.
+    pub fn lt(&mut self, value: impl Into<QueryValue>) -> &mut Self {
+        self.bounds.push(Bound::Lt(value.into()));
+        self
+    }
+
+    /// Keeps rows whose next field is at most `value`.
+    pub fn lte(&mut self, value: impl Into<QueryValue>) -> &mut Self {
+        self.bounds.push(Bound::Lte(value.into()));
+        self
+    }
+
+    /// Keeps rows whose next field lies in `low..=high`.
+    pub fn between(
+        &mut self,
+        low: impl Into<QueryValue>,
+        high: impl Into<QueryValue>,
+    ) -> &mut Self {
+        self.bounds.push(Bound::Between(low.into(), high.into()));
+        self
+    }
+
+    /// Keeps rows whose next field (a string field) starts with `prefix`.
+    pub fn starts_with(&mut self, prefix: impl Into<String>) -> &mut Self {
+        self.bounds.push(Bound::StartsWith(prefix.into()));
+        self
+    }
+
+    /// Hydrates the relationship with this destination field in every returned record.
+    pub fn relationship(&mut self, name: impl Into<String>) -> &mut Self {
+        self.relationships.push(name.into());
+        self
+    }
+
+    /// Returns at most `limit` records; `None` returns all.
+    pub fn limit(&mut self, limit: Option<usize>) -> &mut Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues after the page that returned `cursor`; `None` starts at the beginning.
+    pub fn cursor(&mut self, cursor: Option<String>) -> &mut Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Runs the query in index order on a consistent snapshot.
+    pub async fn execute(&self) -> Result<TitoPage<T>> {
+        self.run_snapshot(false).await
+    }
+
+    /// Runs the query in reverse index order on a consistent snapshot.
+    pub async fn execute_reverse(&self) -> Result<TitoPage<T>> {
+        self.run_snapshot(true).await
+    }
+
+    /// Runs the query in index order inside `tx`, seeing its uncommitted writes.
+    pub async fn execute_tx(&self, tx: &TitoTransaction<B>) -> Result<TitoPage<T>> {
+        self.run(tx, false).await
+    }
+
+    /// Runs the query in reverse index order inside `tx`.
+    pub async fn execute_reverse_tx(&self, tx: &TitoTransaction<B>) -> Result<TitoPage<T>> {
+        self.run(tx, true).await
+    }
+
+    async fn run_snapshot(&self, reverse: bool) -> Result<TitoPage<T>> {
+        let tx = self.model.engine.snapshot().await?;
+        let result = self.run(&tx, reverse).await;
+        finish(&tx, result).await
+    }
+
+    /// The key range the query covers, before any cursor.
+    fn range(&self, index: &IndexDef) -> Result<KeyRange> {
+        let fields = &index.fields;
+        let bounded = usize::from(!self.bounds.is_empty());
+        if self.values.len() + bounded > fields.len() {
+            return Err(TitoError::InvalidQuery(format!(
+                "index `{}` has {} fields; the query gives {} values{}",
+                index.name,
+                fields.len(),
+                self.values.len(),
+                if bounded == 1 { " and a range" } else { "" }
+            )));
+        }
+        if self.bounds.len() > 1 {
+            return Err(TitoError::InvalidQuery(
+                "one range per query; use `between` for two bounds".into(),
+            ));
+        }
+        let mut base = index.prefix.clone();
+        for (value, field) in self.values.iter().zip(fields) {
+            value.encode(&mut base, field, &index.name)?;
+        }
+        let everything = KeyRange {
+            start: base.clone(),
+            end: prefix_end(&base),
+        };
+        let Some(bound) = self.bounds.first() else {
+            return Ok(everything);
+        };
+        let field = &fields[self.values.len()];
+        let at = |value: &QueryValue| -> Result<Vec<u8>> {
+            let mut key = base.clone();
+            value.encode(&mut key, field, &index.name)?;
+            Ok(key)
+        };
+        let after = |value: &QueryValue| -> Result<Option<Vec<u8>>> { Ok(prefix_end(&at(value)?)) };
+        let range = match bound {
+            Bound::Gte(v) => KeyRange {
+                start: at(v)?,
+                end: everything.end,
+            },
+            Bound::Gt(v) => match after(v)? {
+                Some(start) => KeyRange {
+                    start,
+                    end: everything.end,
+                },
+                None => KeyRange::new(base.clone(), base.clone()),
+            },
+            Bound::Lt(v) => KeyRange {
+                start: base.clone(),
+                end: Some(at(v)?),
+            },
+            Bound::Lte(v) => KeyRange {
+                start: base.clone(),
+                end: after(v)?,
+            },
+            Bound::Between(low, high) => KeyRange {
+                start: at(low)?,
+                end: after(high)?,
+            },
+            Bound::StartsWith(prefix) => {
+                if field.r#type != crate::model::TitoIndexBlockType::String {
+                    return Err(TitoError::InvalidQuery(format!(
+                        "index `{}` field `{}` is a number: `starts_with` needs a string field",
+                        index.name, field.name
+                    )));
+                }
+                let mut start = base.clone();
+                codec::put_str(&mut start, prefix, Direction::Asc);
+                // Drop the two-byte terminator: what remains prefixes every longer string.
+                start.truncate(start.len() - 2);
+                KeyRange {
+                    end: prefix_end(&start),
+                    start,
+                }
+            }
+        };
+        Ok(range)
+    }
+
+    async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
+        let schema = &self.model.schema;
+        schema.check()?;
+        let index = schema.index(&self.index)?;
+        for name in &self.relationships {
+            schema.relationship(name)?;
+        }
+        let mut range = self.range(index)?;
+        let query = cursor::fingerprint(&[
+            &range.start,
+            range.end.as_deref().unwrap_or_default(),
+            &[u8::from(range.end.is_some())],
+        ]);
+        if let Some(cursor) = &self.cursor {
+            let last = cursor::decode(cursor, query, reverse)?;
+            if !range.contains(&last) {
+                return Err(TitoError::InvalidCursor(
+                    "the cursor lies outside the query's range".into(),
+                ));
+            }
+            if reverse {
+                range.end = Some(last);
+            } else {
+                range.start = key_after(&last);
+            }
+        }
+        let want = self.limit.map(|n| n.saturating_add(1));
+        let entries = scan(tx, range, reverse, want).await?;
+        let has_more = self.limit.is_some_and(|n| entries.len() > n);
+        let entries = match self.limit {
+            Some(n) => &entries[..entries.len().min(n)],
+            None => &entries[..],
+        };
+        let ids = entries
+            .iter()
+            .map(|(key, value)| entry_id(index, key, value))
+            .collect::<Result<Vec<String>>>()?;
+        let keys: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| keyspace::record_key(&schema.table, id))
+            .collect();
+        let found = tx.batch_get(&keys).await?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for (key, bytes) in keys.into_iter().zip(found) {
+            match bytes {
+                Some(bytes) => rows.push((key, bytes)),
+                None => {
+                    return Err(crate::model::record::decode_error(
+                        &key,
+                        format!("index `{}` names a record that does not exist", index.name),
+                    ));
+                }
+            }
+        }
+        let items = self
+            .model
+            .decode_rows(rows, &self.relationships, tx)
+            .await?;
+        let cursor = match entries.last() {
+            Some((last, _)) if has_more => Some(cursor::encode(query, reverse, last)),
+            _ => None,
+        };
+        Ok(TitoPage { items, cursor })
+    }
+}
+
+/// The record id an index entry points to.
+fn entry_id(index: &IndexDef, key: &[u8], value: &[u8]) -> Result<String> {
+    let id = if index.unique {
+        String::from_utf8(value.to_vec()).ok()
+    } else {
+        keyspace::id_from_index_key(key, index.prefix.len())
+    };
+    id.ok_or_else(|| crate::model::record::decode_error(key, "malformed index entry".into()))
+}
+
+/// Reads up to `limit` entries of `range` (all when `None`), in chunks.
+async fn scan<B: Backend>(
+    tx: &TitoTransaction<B>,
+    mut range: KeyRange,
+    reverse: bool,
+    limit: Option<usize>,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Some(limit) = limit else {
+        let mut all = Vec::new();
+        loop {
+            let chunk = if reverse {
+                tx.scan_reverse(range.clone(), SCAN_CHUNK).await?
+            } else {
+                tx.scan(range.clone(), SCAN_CHUNK).await?
+            };
+            let done = chunk.len() < SCAN_CHUNK;
+            if let Some((last, _)) = chunk.last() {
+                if reverse {
+                    range.end = Some(last.clone());
+                } else {
+                    range.start = key_after(last);
+                }
+            }
+            all.extend(chunk);
+            if done {
+                return Ok(all);
+            }
+        }
+    };
+    if reverse {
+        tx.scan_reverse(range, limit).await
+    } else {
+        tx.scan(range, limit).await
+    }
+}

@@ -1,0 +1,248 @@
+//! Transactions as users see them: a cloneable handle over one backend transaction, and the
+//! retry policy of the retrying runner.
+//!
+//! The handle is cloneable because the seed's API moves `tx` into an `async move` block while the
+//! runner still has to commit it afterwards; both hold the same transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
+use crate::error::{Result, TitoError};
+
+/// The largest key tito writes; TiKV's default limit is 8 KiB.
+pub const MAX_KEY_LEN: usize = 4 * 1024;
+/// The largest value tito writes; TiKV refuses entries above about 6 MiB.
+pub const MAX_VALUE_LEN: usize = 6 * 1024 * 1024 - 64 * 1024;
+
+/// A transaction on a tito database. Cheap to clone; all clones are the same transaction.
+pub struct TitoTransaction<B: Backend = Embedded> {
+    shared: Arc<Shared<B>>,
+}
+
+struct Shared<B: Backend> {
+    kind: TxKind,
+    state: Mutex<Option<B::Tx>>,
+    /// Set when the backend reported a retryable conflict during the transaction, so that the
+    /// retrying runner can retry even when the closure mapped the error to its own type.
+    saw_conflict: AtomicBool,
+}
+
+impl<B: Backend> Clone for TitoTransaction<B> {
+    fn clone(&self) -> Self {
+        TitoTransaction {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for TitoTransaction<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TitoTransaction")
+            .field("kind", &self.shared.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> TitoTransaction<B> {
+    pub(crate) fn new(tx: B::Tx, kind: TxKind) -> Self {
+        TitoTransaction {
+            shared: Arc::new(Shared {
+                kind,
+                state: Mutex::new(Some(tx)),
+                saw_conflict: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The kind this transaction was begun with.
+    pub fn kind(&self) -> TxKind {
+        self.shared.kind
+    }
+
+    pub(crate) fn saw_conflict(&self) -> bool {
+        self.shared.saw_conflict.load(Ordering::Relaxed)
+    }
+
+    fn note<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result
+            && e.is_retryable()
+        {
+            self.shared.saw_conflict.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The value stored at `key`.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.get(key).await;
+        self.note(result)
+    }
+
+    /// The values stored at `keys`, in order, in one backend call.
+    pub async fn batch_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.batch_get(keys).await;
+        self.note(result)
+    }
+
+    /// Writes `value` at `key`.
+    pub async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        check_len("key", key.len(), MAX_KEY_LEN)?;
+        check_len("value", value.len(), MAX_VALUE_LEN)?;
+        self.writable()?;
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.put(key, value).await;
+        self.note(result)
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: Vec<u8>) -> Result<()> {
+        self.writable()?;
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.delete(key).await;
+        self.note(result)
+    }
+
+    /// Up to `limit` pairs of `range`, ascending.
+    pub async fn scan(&self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
+        if limit == 0 || range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.scan(range, limit).await;
+        self.note(result)
+    }
+
+    /// Up to `limit` pairs of `range`, descending.
+    pub async fn scan_reverse(&self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
+        if limit == 0 || range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.scan_reverse(range, limit).await;
+        self.note(result)
+    }
+
+    /// Commits the transaction. Later calls on any clone fail with
+    /// [`TitoError::TransactionClosed`].
+    pub async fn commit(&self) -> Result<()> {
+        let tx = self.take().await?;
+        let result = tx.commit().await;
+        self.note(result)
+    }
+
+    /// Rolls the transaction back, discarding its writes.
+    pub async fn rollback(&self) -> Result<()> {
+        let tx = self.take().await?;
+        tx.rollback().await
+    }
+
+    /// Whether the transaction was neither committed nor rolled back yet.
+    pub async fn is_active(&self) -> bool {
+        self.shared.state.lock().await.is_some()
+    }
+
+    async fn take(&self) -> Result<B::Tx> {
+        self.shared
+            .state
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| TitoError::TransactionClosed("already committed or rolled back".into()))
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.shared.kind == TxKind::ReadOnly {
+            return Err(TitoError::TransactionClosed(
+                "the transaction is read-only".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn active<T>(state: &mut Option<T>) -> Result<&mut T> {
+    state
+        .as_mut()
+        .ok_or_else(|| TitoError::TransactionClosed("already committed or rolled back".into()))
+}
+
+fn check_len(what: &'static str, size: usize, limit: usize) -> Result<()> {
+    if size > limit {
+        return Err(TitoError::TooLarge { what, size, limit });
+    }
+    Ok(())
+}
+
+/// How the retrying runner retries conflicting transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each retry.
+    pub base_delay: Duration,
+    /// Upper bound of one delay.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `retry` (1-based): exponential, capped, with full jitter.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let cap = exp.min(self.max_delay);
+        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        // Full jitter: uniform in [cap/2, cap] keeps retries apart without starving them.
+        let random = (uuid::Uuid::new_v4().as_u128() as u64) % (nanos / 2 + 1);
+        Duration::from_nanos(nanos / 2 + random)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_stay_capped() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(40),
+        };
+        for _ in 0..50 {
+            let d1 = p.delay(1);
+            assert!(d1 >= Duration::from_millis(5) && d1 <= Duration::from_millis(10));
+            let d3 = p.delay(3);
+            assert!(d3 >= Duration::from_millis(20) && d3 <= Duration::from_millis(40));
+            assert!(p.delay(30) <= Duration::from_millis(40));
+        }
+    }
+}
