@@ -78,6 +78,7 @@ impl<B: Backend> TitoTransaction<B> {
 
     /// The value stored at `key`.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_len("key", key.len(), MAX_KEY_LEN)?;
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
         let result = tx.get(key).await;
@@ -88,6 +89,9 @@ impl<B: Backend> TitoTransaction<B> {
     pub async fn batch_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        for key in keys {
+            check_len("key", key.len(), MAX_KEY_LEN)?;
         }
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
@@ -120,6 +124,7 @@ impl<B: Backend> TitoTransaction<B> {
         if limit == 0 || range.is_empty() {
             return Ok(Vec::new());
         }
+        check_range(&range)?;
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
         let result = tx.scan(range, limit).await;
@@ -131,6 +136,7 @@ impl<B: Backend> TitoTransaction<B> {
         if limit == 0 || range.is_empty() {
             return Ok(Vec::new());
         }
+        check_range(&range)?;
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
         let result = tx.scan_reverse(range, limit).await;
@@ -186,6 +192,16 @@ fn check_len(what: &'static str, size: usize, limit: usize) -> Result<()> {
         return Err(TitoError::TooLarge { what, size, limit });
     }
     Ok(())
+}
+
+/// Bounds longer than any key could be are refused (they would only match nothing or everything).
+fn check_range(range: &KeyRange) -> Result<()> {
+    check_len("key", range.start.len(), MAX_KEY_LEN + 1)?;
+    check_len(
+        "key",
+        range.end.as_ref().map_or(0, Vec::len),
+        MAX_KEY_LEN + 1,
+    )
 }
 
 /// How the retrying runner retries conflicting transactions.

@@ -188,8 +188,23 @@ enum TxState {
     },
 }
 
+/// fjall's key length limit; it panics on longer keys, so they are refused here.
+const MAX_KEY: usize = u16::MAX as usize;
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY {
+        return Err(TitoError::TooLarge {
+            what: "key",
+            size: key.len(),
+            limit: MAX_KEY,
+        });
+    }
+    Ok(())
+}
+
 impl EmbeddedTx {
     fn read_one(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
         let value = match &mut self.state {
             TxState::Read(snapshot) => snapshot.get(&self.data, key),
             TxState::Write { tx, seen } => {
@@ -204,6 +219,7 @@ impl EmbeddedTx {
     }
 
     fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
+        check_key(&key)?;
         let TxState::Write { tx, seen } = &mut self.state else {
             return Err(TitoError::TransactionClosed(
                 "the transaction is read-only".into(),
@@ -222,6 +238,8 @@ impl EmbeddedTx {
     }
 
     fn range(&self, range: &KeyRange, reverse: bool, limit: usize) -> Result<Vec<KvPair>> {
+        check_key(&range.start)?;
+        check_key(range.end.as_deref().unwrap_or_default())?;
         let start = range.start.as_slice();
         let iter = match (&self.state, range.end.as_deref()) {
             (TxState::Read(s), Some(end)) => s.range(&self.data, start..end),

@@ -4,6 +4,7 @@
 //! byte keys, byte values, transactions with read-your-writes. Nothing above it knows which engine
 //! runs. [`Embedded`] is the zero-setup default; `TiKV` (feature `tikv`) scales out.
 
+pub mod counting;
 pub mod embedded;
 #[cfg(feature = "tikv")]
 pub mod tikv;
@@ -12,6 +13,7 @@ use std::future::Future;
 
 use crate::error::Result;
 
+pub use counting::{CallCounts, Counting};
 pub use embedded::{Durability, Embedded, EmbeddedBuilder};
 #[cfg(feature = "tikv")]
 pub use tikv::{TiKV, TiKVConfig};

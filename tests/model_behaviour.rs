@@ -1,0 +1,686 @@
+//! Model behaviour beyond the seed: unique indexes, bad input, round-trip budgets, concurrency,
+//! record evolution and the stored format version.
+
+use serde::{Deserialize, Serialize};
+use tito::backend::{Counting, Embedded};
+use tito::types::{TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait};
+use tito::{RetryPolicy, TitoEngine, TitoError};
+
+fn field(name: &str, r#type: TitoIndexBlockType) -> TitoIndexField {
+    TitoIndexField {
+        name: name.to_string(),
+        r#type,
+    }
+}
+
+fn index(name: &str, fields: Vec<TitoIndexField>) -> TitoIndexConfig {
+    TitoIndexConfig {
+        condition: true,
+        name: name.to_string(),
+        fields,
+        custom_generator: None,
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Account {
+    id: String,
+    email: String,
+    balance: i64,
+    score: f64,
+}
+
+impl TitoModelTrait for Account {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "account".into()
+    }
+    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+        vec![
+            index("by_email", vec![field("email", TitoIndexBlockType::String)]),
+            index(
+                "by_balance",
+                vec![field("balance", TitoIndexBlockType::Number)],
+            ),
+            index("by_score", vec![field("score", TitoIndexBlockType::Number)]),
+        ]
+    }
+    fn get_unique_indexes(&self) -> Vec<String> {
+        vec!["by_email".into()]
+    }
+}
+
+fn account(id: &str, email: &str, balance: i64) -> Account {
+    Account {
+        id: id.into(),
+        email: email.into(),
+        balance,
+        score: balance as f64 / 10.0,
+    }
+}
+
+async fn insert<B: tito::Backend>(
+    db: &TitoEngine<B>,
+    accounts: Vec<Account>,
+) -> Result<(), TitoError> {
+    let model = db.clone().model::<Account>();
+    db.transaction(|tx| async move {
+        for a in accounts {
+            model.build(a, &tx).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unique_index_rejects_a_second_holder_and_frees_on_change() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(&db, vec![account("a", "ann@x.io", 1)])
+        .await
+        .unwrap();
+
+    let err = insert(&db, vec![account("b", "ann@x.io", 2)])
+        .await
+        .unwrap_err();
+    match err {
+        TitoError::UniqueViolation {
+            index, existing_id, ..
+        } => {
+            assert_eq!(index, "by_email");
+            assert_eq!(existing_id, "a");
+        }
+        other => panic!("expected a unique violation, got {other:?}"),
+    }
+    assert!(matches!(
+        model.find_by_id("b", vec![]).await,
+        Err(TitoError::NotFound(_))
+    ));
+
+    // Changing a's email frees the old value for b.
+    let m = model.clone();
+    db.transaction(|tx| async move { m.update(account("a", "ann@new.io", 1), &tx).await })
+        .await
+        .unwrap();
+    insert(&db, vec![account("b", "ann@x.io", 2)])
+        .await
+        .unwrap();
+    let page = model
+        .query_by_index("by_email")
+        .value("ann@x.io")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![account("b", "ann@x.io", 2)]);
+    // Updating a record without changing its unique value is not a violation.
+    let m = model.clone();
+    db.transaction(|tx| async move { m.update(account("b", "ann@x.io", 3), &tx).await })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn racing_unique_inserts_let_exactly_one_win() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    let first = db.begin().await.unwrap();
+    let second = db.begin().await.unwrap();
+    model
+        .build(account("a", "same@x.io", 1), &first)
+        .await
+        .unwrap();
+    model
+        .build(account("b", "same@x.io", 2), &second)
+        .await
+        .unwrap();
+    first.commit().await.unwrap();
+    assert!(matches!(second.commit().await, Err(TitoError::Conflict(_))));
+    let page = model
+        .query_by_index("by_email")
+        .value("same@x.io")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+#[tokio::test]
+async fn key_exists_and_not_found_are_typed() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(&db, vec![account("a", "a@x.io", 1)]).await.unwrap();
+    let err = insert(&db, vec![account("a", "other@x.io", 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::KeyExists(_)), "{err:?}");
+    let m = model.clone();
+    let err = db
+        .transaction(|tx| async move { m.update(account("zz", "z@x.io", 1), &tx).await })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::NotFound(_)), "{err:?}");
+    let m = model.clone();
+    let err = db
+        .transaction(|tx| async move { m.delete_by_id("zz", &tx).await })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn bad_queries_are_typed_errors() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(
+        &db,
+        vec![account("a", "a@x.io", 1), account("b", "b@x.io", 2)],
+    )
+    .await
+    .unwrap();
+
+    let invalid = |r: Result<tito::TitoPage<Account>, TitoError>| match r {
+        Err(TitoError::InvalidQuery(msg)) => msg,
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    };
+    let msg = invalid(model.query_by_index("by_emial").value("a").execute().await);
+    assert!(
+        msg.contains("by_emial") && msg.contains("by_email"),
+        "{msg}"
+    );
+    invalid(
+        model
+            .query_by_index("by_email")
+            .value("a")
+            .value("b")
+            .execute()
+            .await,
+    );
+    invalid(
+        model
+            .query_by_index("by_balance")
+            .value("ten")
+            .execute()
+            .await,
+    );
+    invalid(model.query_by_index("by_email").value(5).execute().await);
+    invalid(
+        model
+            .query_by_index("by_email")
+            .relationship("nope")
+            .execute()
+            .await,
+    );
+    invalid(
+        model
+            .query_by_index("by_balance")
+            .starts_with("1")
+            .execute()
+            .await,
+    );
+
+    let page = model
+        .query_by_index("by_balance")
+        .limit(Some(1))
+        .execute()
+        .await
+        .unwrap();
+    let cursor = page.cursor.expect("a second page exists");
+    for bad in ["", "not-hex", "00ff", &cursor[..cursor.len() - 2]] {
+        let r = model
+            .query_by_index("by_balance")
+            .cursor(Some(bad.to_string()))
+            .execute()
+            .await;
+        assert!(
+            matches!(r, Err(TitoError::InvalidCursor(_))),
+            "{bad}: {r:?}"
+        );
+    }
+    // A cursor of one index is refused by another, and by the other direction.
+    let r = model
+        .query_by_index("by_score")
+        .cursor(Some(cursor.clone()))
+        .execute()
+        .await;
+    assert!(matches!(r, Err(TitoError::InvalidCursor(_))));
+    let r = model
+        .query_by_index("by_balance")
+        .cursor(Some(cursor.clone()))
+        .execute_reverse()
+        .await;
+    assert!(matches!(r, Err(TitoError::InvalidCursor(_))));
+    let next = model
+        .query_by_index("by_balance")
+        .limit(Some(1))
+        .cursor(Some(cursor))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(next.items[0].id, "b");
+    assert!(next.cursor.is_none());
+}
+
+#[tokio::test]
+async fn oversized_values_and_empty_ids_are_refused_without_partial_writes() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    let huge = account("big", &"x".repeat(7 * 1024 * 1024), 1);
+    let err = insert(&db, vec![account("ok", "ok@x.io", 1), huge])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::TooLarge { .. }), "{err:?}");
+    // The whole transaction rolled back: the first record is not there either.
+    assert!(matches!(
+        model.find_by_id("ok", vec![]).await,
+        Err(TitoError::NotFound(_))
+    ));
+    let long_key = account(&"k".repeat(5000), "k@x.io", 1);
+    let err = insert(&db, vec![long_key]).await.unwrap_err();
+    assert!(
+        matches!(err, TitoError::TooLarge { what: "key", .. }),
+        "{err:?}"
+    );
+    let err = insert(&db, vec![account("", "e@x.io", 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::Serialize(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_decode_errors_naming_the_key() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(&db, vec![account("a", "a@x.io", 1)]).await.unwrap();
+    let tx = db.begin().await.unwrap();
+    tx.put(
+        tito::keyspace::record_key("account", "a"),
+        b"\x01{not json".to_vec(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    match model.find_by_id("a", vec![]).await {
+        Err(TitoError::Decode { key, .. }) => assert!(key.contains("account"), "{key}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let r = model
+        .query_by_index("by_email")
+        .value("a@x.io")
+        .execute()
+        .await;
+    assert!(matches!(r, Err(TitoError::Decode { .. })));
+}
+
+#[tokio::test]
+async fn numbers_order_numerically_and_strings_keep_case() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    let balances = [-5, -3, 0, 7, 9_999_999_999, 10_000_000_000, -10_000_000_000];
+    let accounts: Vec<Account> = balances
+        .iter()
+        .enumerate()
+        .map(|(i, b)| account(&format!("n{i}"), &format!("U{i}@x.io"), *b))
+        .collect();
+    insert(&db, accounts).await.unwrap();
+    let page = model.query_by_index("by_balance").execute().await.unwrap();
+    let got: Vec<i64> = page.items.iter().map(|a| a.balance).collect();
+    let mut want = balances.to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    let page = model
+        .query_by_index("by_score")
+        .execute_reverse()
+        .await
+        .unwrap();
+    let got: Vec<f64> = page.items.iter().map(|a| a.score).collect();
+    assert!(got.windows(2).all(|w| w[0] >= w[1]), "{got:?}");
+    let range = model
+        .query_by_index("by_balance")
+        .between(-4, "9999999999")
+        .execute()
+        .await
+        .unwrap();
+    let got: Vec<i64> = range.items.iter().map(|a| a.balance).collect();
+    assert_eq!(got, vec![-3, 0, 7, 9_999_999_999]);
+    let upper = model
+        .query_by_index("by_email")
+        .value("U1@x.io")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(upper.items.len(), 1);
+    let lower = model
+        .query_by_index("by_email")
+        .value("u1@x.io")
+        .execute()
+        .await
+        .unwrap();
+    assert!(lower.items.is_empty());
+}
+
+#[tokio::test]
+async fn a_page_with_one_relationship_costs_one_scan_and_two_batched_reads() {
+    use serde_json::json;
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct Tag {
+        id: String,
+    }
+    impl TitoModelTrait for Tag {
+        fn get_id(&self) -> String {
+            self.id.clone()
+        }
+        fn get_table_name(&self) -> String {
+            "tag".into()
+        }
+    }
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct Post {
+        id: String,
+        author: String,
+        tag_ids: Vec<String>,
+        #[serde(default)]
+        tags: Vec<Tag>,
+    }
+    impl TitoModelTrait for Post {
+        fn get_id(&self) -> String {
+            self.id.clone()
+        }
+        fn get_table_name(&self) -> String {
+            "post".into()
+        }
+        fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+            vec![index(
+                "by_author",
+                vec![field("author", TitoIndexBlockType::String)],
+            )]
+        }
+        fn get_embedded_relationships(&self) -> Vec<tito::types::TitoEmbeddedRelationshipConfig> {
+            vec![tito::types::TitoEmbeddedRelationshipConfig {
+                source_field_name: "tag_ids".into(),
+                destination_field_name: "tags".into(),
+                model: "tag".into(),
+            }]
+        }
+    }
+
+    let backend = Counting::new(Embedded::temporary_builder().open_backend().unwrap());
+    let db = TitoEngine::new(backend.clone()).await.unwrap();
+    let tags = db.clone().model::<Tag>();
+    let posts = db.clone().model::<Post>();
+    let (tags_w, posts_w) = (tags.clone(), posts.clone());
+    db.transaction(|tx| async move {
+        for t in 0..5 {
+            tags_w
+                .build(
+                    Tag {
+                        id: format!("t{t}"),
+                    },
+                    &tx,
+                )
+                .await?;
+        }
+        for p in 0..10 {
+            let post = Post {
+                id: format!("p{p}"),
+                author: "ann".into(),
+                tag_ids: vec![
+                    format!("t{}", p % 5),
+                    format!("t{}", (p + 1) % 5),
+                    "gone".into(),
+                ],
+                tags: vec![Tag {
+                    id: "never stored".into(),
+                }],
+            };
+            posts_w.build(post, &tx).await?;
+        }
+        Ok::<_, TitoError>(())
+    })
+    .await
+    .unwrap();
+
+    backend.take();
+    let page = posts
+        .query_by_index("by_author")
+        .value("ann")
+        .relationship("tags")
+        .limit(Some(10))
+        .execute()
+        .await
+        .unwrap();
+    let calls = backend.take();
+    assert_eq!(page.items.len(), 10);
+    assert!(
+        page.items.iter().all(|p| p.tags.len() == 2),
+        "missing tags are skipped"
+    );
+    assert_eq!(
+        (calls.scan, calls.batch_get, calls.get, calls.commit),
+        (1, 2, 0, 0),
+        "{calls:?}"
+    );
+
+    // The hydrated field is never stored.
+    let tx = db.snapshot().await.unwrap();
+    let raw = tx
+        .get(&tito::keyspace::record_key("post", "p0"))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&raw[1..]).unwrap();
+    assert_eq!(stored["tags"], json!([]));
+
+    // A get by id is one read; an insert is one commit with one batched read.
+    backend.take();
+    posts.find_by_id("p1", vec![]).await.unwrap();
+    let calls = backend.take();
+    assert_eq!(calls.round_trips(), 1, "{calls:?}");
+    let p = posts.clone();
+    db.transaction(|tx| async move {
+        let post = Post {
+            id: "new".into(),
+            author: "bob".into(),
+            ..Post::default()
+        };
+        p.build(post, &tx).await
+    })
+    .await
+    .unwrap();
+    let calls = backend.take();
+    assert_eq!(
+        (calls.batch_get, calls.get, calls.scan, calls.commit),
+        (1, 0, 0, 1),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_lose_nothing_and_keep_indexes_consistent() {
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(
+        &db,
+        vec![account("a", "a@x.io", 0), account("b", "b@x.io", 0)],
+    )
+    .await
+    .unwrap();
+    let policy = RetryPolicy {
+        max_attempts: 1000,
+        base_delay: std::time::Duration::from_micros(50),
+        max_delay: std::time::Duration::from_millis(5),
+    };
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (db, model) = (db.clone(), model.clone());
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let id = if t % 2 == 0 { "a" } else { "b" };
+                    db.transaction_with_retry(policy, |tx| {
+                        let model = model.clone();
+                        async move {
+                            let mut acc = model.find_by_id_tx(id, vec![], &tx).await?;
+                            acc.balance += 1;
+                            model.update(acc, &tx).await
+                        }
+                    })
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let a = model.find_by_id("a", vec![]).await.unwrap();
+    let b = model.find_by_id("b", vec![]).await.unwrap();
+    assert_eq!((a.balance, b.balance), (100, 100));
+    // Exactly one index entry per record, at the final value.
+    let all = model.query_by_index("by_balance").execute().await.unwrap();
+    assert_eq!(all.items.len(), 2);
+    let at_100 = model
+        .query_by_index("by_balance")
+        .value(100)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(at_100.items.len(), 2);
+}
+
+#[tokio::test]
+async fn retrying_runner_retries_conflicts_but_not_closure_errors() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Account>();
+    insert(&db, vec![account("a", "a@x.io", 0)]).await.unwrap();
+
+    // The first attempt is made to conflict by a write that commits while it runs.
+    let attempts = Arc::new(AtomicU32::new(0));
+    let result = db
+        .transaction_with_retry(RetryPolicy::default(), |tx| {
+            let (db, model, attempts) = (db.clone(), model.clone(), attempts.clone());
+            async move {
+                let mut acc = model.find_by_id_tx("a", vec![], &tx).await?;
+                if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let m = model.clone();
+                    db.transaction(|other| async move {
+                        m.update(account("a", "a@x.io", 50), &other).await
+                    })
+                    .await?;
+                }
+                acc.balance += 1;
+                model.update(acc, &tx).await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(result.balance, 51);
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let err = db
+        .transaction_with_retry(RetryPolicy::default(), |_tx| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(TitoError::custom("application error"))
+            }
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::Custom(_)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Without retries the same conflict surfaces as a retryable error.
+    let tx = db.begin().await.unwrap();
+    let mut acc = model.find_by_id_tx("a", vec![], &tx).await.unwrap();
+    let m = model.clone();
+    db.transaction(|other| async move { m.update(account("a", "a@x.io", 7), &other).await })
+        .await
+        .unwrap();
+    acc.balance = 0;
+    model.update(acc, &tx).await.unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn records_survive_added_and_removed_fields() {
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct V1 {
+        id: String,
+        name: String,
+        legacy: String,
+    }
+    impl TitoModelTrait for V1 {
+        fn get_id(&self) -> String {
+            self.id.clone()
+        }
+        fn get_table_name(&self) -> String {
+            "evolving".into()
+        }
+    }
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct V2 {
+        id: String,
+        name: String,
+        #[serde(default)]
+        nickname: Option<String>,
+        #[serde(default)]
+        visits: u32,
+    }
+    impl TitoModelTrait for V2 {
+        fn get_id(&self) -> String {
+            self.id.clone()
+        }
+        fn get_table_name(&self) -> String {
+            "evolving".into()
+        }
+    }
+    let db = Embedded::temporary().await.unwrap();
+    let v1 = db.clone().model::<V1>();
+    db.transaction(|tx| async move {
+        let old = V1 {
+            id: "1".into(),
+            name: "Ann".into(),
+            legacy: "dropped later".into(),
+        };
+        v1.build(old, &tx).await
+    })
+    .await
+    .unwrap();
+    let v2 = db
+        .clone()
+        .model::<V2>()
+        .find_by_id("1", vec![])
+        .await
+        .unwrap();
+    assert_eq!((v2.name.as_str(), v2.nickname, v2.visits), ("Ann", None, 0));
+}
+
+#[tokio::test]
+async fn a_database_of_a_newer_format_is_refused() {
+    use tito::backend::{Backend, BackendTx, TxKind};
+    let dir = std::env::temp_dir().join(format!("tito-format-{}", tito::DBUuid::new_v4()));
+    {
+        let backend = Embedded::builder(&dir).open_backend().unwrap();
+        let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
+        let newer = tito::keyspace::FORMAT_VERSION + 1;
+        tx.put(tito::keyspace::format_key(), newer.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let err = Embedded::builder(&dir)
+        .temporary(true)
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TitoError::IncompatibleFormat(_)), "{err:?}");
+}
