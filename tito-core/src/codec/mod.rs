@@ -13,6 +13,9 @@ mod encode;
 mod error;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use decode::{decode_tuple, decode_tuple_with, display_key, take_value};
 pub use encode::{
     encode_tuple, put_bool, put_bytes, put_f64, put_i64, put_null, put_number, put_str, put_u64,
