@@ -3,6 +3,8 @@
 //!
 //! Most users depend on the `tito` facade crate instead, which re-exports this crate.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod codec;
 pub mod engine;
