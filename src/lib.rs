@@ -40,9 +40,9 @@
 #[cfg(feature = "tikv")]
 pub use tito_core::TiKV;
 pub use tito_core::{
-    Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue, RetryPolicy,
-    TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation, TitoOptions, TitoPage,
-    TitoTransaction, TxKind, backend, codec, keyspace,
+    Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue, ReindexProgress,
+    RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation, TitoOptions, TitoPage,
+    TitoTransaction, TxKind, VerifyReport, backend, codec, keyspace,
 };
 pub use tito_derive::TitoModel;
 

@@ -86,6 +86,12 @@ pub fn index_prefix(table: &str, index: &str, unique: bool) -> Vec<u8> {
     key
 }
 
+/// All entries of every index of `table`, unique ones (`unique`) or the others.
+pub fn index_range(table: &str, unique: bool) -> KeyRange {
+    let namespace = if unique { UNIQUE } else { INDEX };
+    KeyRange::prefix(&start(namespace, table, 0))
+}
+
 /// Completes an index entry key (already holding the prefix and values) with the record id.
 /// Unique entries end at their values; their value holds the id instead.
 pub fn finish_index_key(mut key: Vec<u8>, id: &str, unique: bool) -> Vec<u8> {

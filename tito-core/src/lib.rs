@@ -15,6 +15,7 @@ pub mod model;
 pub mod ops;
 mod plan;
 pub mod query;
+pub mod reindex;
 mod relation;
 pub mod txn;
 
@@ -31,5 +32,6 @@ pub use model::{
 };
 pub use ops::TitoModel;
 pub use query::{IndexQuery, QueryValue, TitoPage};
+pub use reindex::{ReindexProgress, VerifyReport};
 pub use txn::{RetryPolicy, TitoTransaction};
 pub use uuid::Uuid as DBUuid;

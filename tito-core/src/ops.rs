@@ -57,11 +57,11 @@ impl<B: Backend> TitoEngine<B> {
 }
 
 /// The stored bytes of a record and its serialized form, stripped of hydrated fields.
-struct Prepared {
-    id: String,
-    bytes: Vec<u8>,
+pub(crate) struct Prepared {
+    pub(crate) id: String,
+    pub(crate) bytes: Vec<u8>,
     json: Option<Value>,
-    plan: KeyPlan,
+    pub(crate) plan: KeyPlan,
 }
 
 impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
@@ -75,7 +75,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         &self.schema.table
     }
 
-    fn prepare(&self, record: &T, need_json: bool) -> Result<Prepared> {
+    pub(crate) fn prepare(&self, record: &T, need_json: bool) -> Result<Prepared> {
         self.schema.check()?;
         let id = record.get_id();
         if id.is_empty() {
@@ -109,7 +109,11 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     }
 
     /// Fails with a unique violation if a unique entry of `plan` belongs to another record.
-    fn check_unique(&self, prepared: &Prepared, holders: &[Option<Vec<u8>>]) -> Result<()> {
+    pub(crate) fn check_unique(
+        &self,
+        prepared: &Prepared,
+        holders: &[Option<Vec<u8>>],
+    ) -> Result<()> {
         let unique = prepared
             .plan
             .entries
@@ -129,7 +133,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(())
     }
 
-    fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
+    pub(crate) fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
         prepared
             .plan
             .entries

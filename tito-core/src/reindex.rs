@@ -1,0 +1,316 @@
+//! Index maintenance over stored rows: build the entries of an index added after its rows were
+//! written, and verify or repair that every index entry matches its record.
+//!
+//! Reindexing runs online, a batch of records per transaction, so writers keep going: each batch
+//! re-reads its records inside the transaction and rewrites a record whose entries change, so a
+//! concurrent update of the same record conflicts (on every backend) instead of racing.
+
+use std::collections::HashSet;
+
+use crate::backend::{Backend, KeyRange, KvPair, key_after};
+use crate::engine::finish;
+use crate::error::{Result, TitoError};
+use crate::keyspace;
+use crate::model::{TitoModelTrait, record};
+use crate::ops::{Prepared, TitoModel};
+use crate::plan;
+use crate::txn::{RetryPolicy, TitoTransaction};
+
+/// How many problem keys a [`VerifyReport`] lists by name.
+const SAMPLE_LIMIT: usize = 20;
+
+/// Progress of [`TitoModel::reindex`], reported after every batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReindexProgress {
+    /// Records examined so far.
+    pub records: u64,
+    /// Index entries written so far.
+    pub added: u64,
+    /// Index entries removed so far.
+    pub removed: u64,
+}
+
+/// What [`TitoModel::verify`] found, read from one consistent snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records examined.
+    pub records: u64,
+    /// Index entries examined.
+    pub entries: u64,
+    /// Entries a record calls for that are not stored.
+    pub missing: u64,
+    /// Stored entries that no record owns (e.g. of an index since removed from the model).
+    pub orphans: u64,
+    /// Records whose manifest does not list exactly the entries they call for.
+    pub stale_manifests: u64,
+    /// Up to 20 of the problem keys, printed readably.
+    pub samples: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether every entry matches its record.
+    pub fn is_consistent(&self) -> bool {
+        self.missing == 0 && self.orphans == 0 && self.stale_manifests == 0
+    }
+
+    fn note(&mut self, key: &[u8]) {
+        if self.samples.len() < SAMPLE_LIMIT {
+            self.samples.push(keyspace::display_key(key));
+        }
+    }
+}
+
+impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
+    /// Brings every record's index entries and manifest in line with the model's current
+    /// indexes (writing missing entries, removing ones it no longer calls for), `batch` records
+    /// per transaction, calling `progress` after each batch. Use it after adding an
+    /// index to a model whose table already holds rows. A unique index whose value two records
+    /// share fails with [`TitoError::UniqueViolation`]; batches already done stay done.
+    pub async fn reindex(
+        &self,
+        batch: usize,
+        mut progress: impl FnMut(&ReindexProgress),
+    ) -> Result<ReindexProgress> {
+        self.schema.check()?;
+        let batch = batch.max(1);
+        let mut done = ReindexProgress::default();
+        let mut range = keyspace::record_range(&self.schema.table);
+        loop {
+            let keys = self.record_keys(&range, batch).await?;
+            let Some(last) = keys.last() else {
+                return Ok(done);
+            };
+            range.start = key_after(last);
+            let (added, removed) = self
+                .engine
+                .transaction_with_retry(RetryPolicy::default(), |tx| {
+                    let keys = &keys;
+                    async move { self.reindex_batch(keys, &tx).await }
+                })
+                .await?;
+            done.records += keys.len() as u64;
+            done.added += added;
+            done.removed += removed;
+            progress(&done);
+        }
+    }
+
+    /// The record keys of the next `limit` records in `range`, read from a snapshot so the
+    /// write transactions never hold a range read.
+    async fn record_keys(&self, range: &KeyRange, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let tx = self.engine.snapshot().await?;
+        let rows = tx.scan(range.clone(), limit).await;
+        let rows = finish(&tx, rows).await?;
+        Ok(rows.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// Reindexes the records at `keys` in `tx`; returns the entries added and removed.
+    async fn reindex_batch(&self, keys: &[Vec<u8>], tx: &TitoTransaction<B>) -> Result<(u64, u64)> {
+        let (mut added, mut removed) = (0, 0);
+        let records = self.decode_present(keys, tx).await?;
+        let manifests = self.manifests(&records, tx).await?;
+        let planned: Vec<Vec<u8>> = records
+            .iter()
+            .flat_map(|(_, prepared)| prepared.plan.keys())
+            .collect();
+        let stored: HashSet<&[u8]> = planned
+            .iter()
+            .zip(tx.batch_get(&planned).await?)
+            .filter(|(_, value)| value.is_some())
+            .map(|(key, _)| key.as_slice())
+            .collect();
+        for ((key, prepared), listed) in records.iter().zip(manifests) {
+            let new_keys = prepared.plan.keys();
+            let old: HashSet<&[u8]> = listed.iter().map(Vec::as_slice).collect();
+            let new: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
+            let absent: Vec<_> = prepared
+                .plan
+                .entries
+                .iter()
+                .filter(|entry| !stored.contains(entry.key.as_slice()))
+                .collect();
+            if old == new && absent.is_empty() {
+                continue;
+            }
+            let unique: Vec<Vec<u8>> = Self::unique_keys(prepared).collect();
+            self.check_unique(prepared, &tx.batch_get(&unique).await?)?;
+            for stale in old.difference(&new) {
+                tx.delete(stale.to_vec()).await?;
+                removed += 1;
+            }
+            for entry in absent {
+                let value = match entry.unique_index {
+                    Some(_) => prepared.id.as_bytes().to_vec(),
+                    None => Vec::new(),
+                };
+                tx.put(entry.key.clone(), value).await?;
+                added += 1;
+            }
+            let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
+            tx.put(manifest_key, plan::encode_manifest(&new_keys))
+                .await?;
+            // Rewriting the record makes a concurrent update of it a write-write conflict.
+            tx.put(key.clone(), prepared.bytes.clone()).await?;
+        }
+        Ok((added, removed))
+    }
+
+    /// The records still stored at `keys`, decoded and planned against the current model.
+    async fn decode_present(
+        &self,
+        keys: &[Vec<u8>],
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<(Vec<u8>, Prepared)>> {
+        let mut records = Vec::with_capacity(keys.len());
+        for (key, stored) in keys.iter().zip(tx.batch_get(keys).await?) {
+            if let Some(stored) = stored {
+                let record: T = record::decode(key, &stored)?;
+                records.push((key.clone(), self.prepare(&record, false)?));
+            }
+        }
+        Ok(records)
+    }
+
+    /// The index keys each record's manifest lists, in one batched read.
+    async fn manifests(
+        &self,
+        records: &[(Vec<u8>, Prepared)],
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<Vec<Vec<u8>>>> {
+        let keys: Vec<Vec<u8>> = records
+            .iter()
+            .map(|(_, prepared)| keyspace::manifest_key(&self.schema.table, &prepared.id))
+            .collect();
+        let found = tx.batch_get(&keys).await?;
+        keys.iter()
+            .zip(found)
+            .map(|(key, bytes)| match bytes {
+                Some(bytes) => plan::decode_manifest(key, &bytes),
+                None => Ok(Vec::new()),
+            })
+            .collect()
+    }
+
+    /// Checks, in one snapshot, that every record's entries are stored and listed in its
+    /// manifest, and that every stored entry of the table belongs to a record.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.schema.check()?;
+        let tx = self.engine.snapshot().await?;
+        let result = self.verify_in(&tx).await;
+        finish(&tx, result).await
+    }
+
+    async fn verify_in(&self, tx: &TitoTransaction<B>) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let table = &self.schema.table;
+        let mut range = keyspace::record_range(table);
+        loop {
+            let rows = tx.scan(range.clone(), PAGE).await?;
+            let Some((last, _)) = rows.last() else { break };
+            range.start = key_after(last);
+            let keys: Vec<Vec<u8>> = rows.into_iter().map(|(key, _)| key).collect();
+            let records = self.decode_present(&keys, tx).await?;
+            let mut expected = Vec::new();
+            for ((_, prepared), listed) in records.iter().zip(self.manifests(&records, tx).await?) {
+                report.records += 1;
+                let keys = prepared.plan.keys();
+                let listed: HashSet<&Vec<u8>> = listed.iter().collect();
+                if listed != keys.iter().collect() {
+                    report.stale_manifests += 1;
+                    report.note(&keyspace::manifest_key(table, &prepared.id));
+                }
+                expected.extend(keys);
+            }
+            for (key, found) in expected.iter().zip(tx.batch_get(&expected).await?) {
+                if found.is_none() {
+                    report.missing += 1;
+                    report.note(key);
+                }
+            }
+        }
+        for unique in [false, true] {
+            let mut range = keyspace::index_range(table, unique);
+            loop {
+                let rows = tx.scan(range.clone(), PAGE).await?;
+                let Some((last, _)) = rows.last() else { break };
+                range.start = key_after(last);
+                report.entries += rows.len() as u64;
+                for orphan in self.orphans_among(&rows, unique, tx).await? {
+                    report.orphans += 1;
+                    report.note(orphan);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Deletes stored entries of the table that no record's manifest lists, then
+    /// [`reindex`](Self::reindex)es every record. Returns the number of orphans removed and the
+    /// reindex totals.
+    pub async fn repair(&self, batch: usize) -> Result<(u64, ReindexProgress)> {
+        self.schema.check()?;
+        let batch = batch.max(1);
+        let mut orphans = 0;
+        for unique in [false, true] {
+            let mut range = keyspace::index_range(&self.schema.table, unique);
+            loop {
+                let tx = self.engine.snapshot().await?;
+                let rows = tx.scan(range.clone(), batch).await;
+                let rows = finish(&tx, rows).await?;
+                let Some((last, _)) = rows.last() else { break };
+                range.start = key_after(last);
+                orphans += self
+                    .engine
+                    .transaction_with_retry(RetryPolicy::default(), |tx| {
+                        let rows = &rows;
+                        async move {
+                            let orphans = self.orphans_among(rows, unique, &tx).await?;
+                            for orphan in &orphans {
+                                tx.delete(orphan.to_vec()).await?;
+                            }
+                            Ok::<_, TitoError>(orphans.len() as u64)
+                        }
+                    })
+                    .await?;
+            }
+        }
+        let progress = self.reindex(batch, |_| {}).await?;
+        Ok((orphans, progress))
+    }
+
+    /// The entries among `rows` (index entries of this table) that their record's manifest,
+    /// read in `tx`, does not list.
+    async fn orphans_among<'r>(
+        &self,
+        rows: &'r [KvPair],
+        unique: bool,
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<&'r [u8]>> {
+        let manifest_keys: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|(key, value)| {
+                let owner = if unique {
+                    String::from_utf8(value.clone()).ok()
+                } else {
+                    keyspace::id_from_index_key(key, 1)
+                };
+                keyspace::manifest_key(&self.schema.table, owner.as_deref().unwrap_or_default())
+            })
+            .collect();
+        let manifests = tx.batch_get(&manifest_keys).await?;
+        let mut orphans = Vec::new();
+        for (((key, _), manifest_key), manifest) in rows.iter().zip(&manifest_keys).zip(manifests) {
+            let listed = match manifest {
+                Some(bytes) => plan::decode_manifest(manifest_key, &bytes)?.contains(key),
+                None => false,
+            };
+            if !listed {
+                orphans.push(key.as_slice());
+            }
+        }
+        Ok(orphans)
+    }
+}
+
+/// Rows read per scan while verifying.
+const PAGE: usize = 1000;
