@@ -113,7 +113,7 @@ impl TitoModelTrait for Post {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), TitoError> {
+pub async fn main() -> Result<(), TitoError> {
     let db = Embedded::temporary().await?;
     let authors = db.clone().model::<Author>();
     let tags = db.clone().model::<Tag>();

@@ -43,7 +43,7 @@ impl TitoModelTrait for User {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), TitoError> {
+pub async fn main() -> Result<(), TitoError> {
     // The only line that differs from the TiKV version: `TiKV::connect(vec![..]).await?`.
     let tito_db = Embedded::temporary().await?;
     let user_model = tito_db.clone().model::<User>();
