@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -93,46 +95,64 @@ async fn entries(db: &tito::TitoEngine, index: &str) -> Vec<(KeyValue, String)> 
         .collect()
 }
 
+/// The writer process, killed (SIGKILL) and reaped when dropped, also if the test fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn kill_9_mid_write_loses_nothing_committed() {
     let dir = std::env::temp_dir().join(format!("tito-crash-{}", tito::DBUuid::new_v4()));
     for round in 0..3 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_writer",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut committed = BTreeMap::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("committed ") {
-                    let (id, version) = rest.split_once(' ').unwrap();
-                    committed.insert(id.to_string(), version.parse::<i64>().unwrap());
-                }
-            }
-            committed
-        });
-        // Let it write for a while, a different while each round, then kill it mid-stride.
-        let started = Instant::now();
-        std::thread::sleep(Duration::from_millis(300 + 170 * round));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let committed = reader.join().unwrap();
-        assert!(
-            !committed.is_empty(),
-            "the writer committed nothing in {:?}",
-            started.elapsed()
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "crash_writer",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
         );
-
+        let stdout = child.0.stdout.take().unwrap();
+        let printed = Arc::new(AtomicUsize::new(0));
+        let reader = {
+            let printed = printed.clone();
+            std::thread::spawn(move || {
+                let mut committed = BTreeMap::new();
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.strip_prefix("committed ") {
+                        let (id, version) = rest.split_once(' ').unwrap();
+                        committed.insert(id.to_string(), version.parse::<i64>().unwrap());
+                        printed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                committed
+            })
+        };
+        // Wait until the writer is busy (however slow the machine), let it go on for a
+        // different while each round, then kill it mid-stride.
+        let started = Instant::now();
+        while printed.load(Ordering::Relaxed) < 50 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the writer did not start"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(20 + 37 * round));
+        drop(child);
+        let committed = reader.join().unwrap();
         let db = Embedded::open(&dir).await.unwrap();
         let model = db.clone().model::<Entry>();
         for (id, version) in &committed {
