@@ -23,6 +23,11 @@ pub struct IndexedValues {
 }
 
 /// A field type that can be part of an index.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an index field",
+    label = "not indexable",
+    note = "index fields are strings, numbers, bools or uuids, or an Option, Vec or set of them; implement `IndexComponent` for other types"
+)]
 pub trait IndexComponent {
     /// How values of this type are encoded and ordered.
     const BLOCK_TYPE: TitoIndexBlockType;

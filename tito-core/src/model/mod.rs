@@ -2,6 +2,7 @@
 
 pub mod component;
 mod config;
+pub mod derived;
 pub(crate) mod json_path;
 pub(crate) mod record;
 pub(crate) mod schema;

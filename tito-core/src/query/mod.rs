@@ -2,8 +2,10 @@
 //! forward or reverse, a page at a time.
 
 mod cursor;
+mod typed;
 mod value;
 
+pub use typed::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use value::QueryValue;
 
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
