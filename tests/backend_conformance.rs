@@ -210,27 +210,54 @@ async fn read_write_conflict<B: Backend>(backend: &B) {
 }
 
 async fn cancelled_transaction_leaves_nothing<B: Backend>(backend: &B) {
-    let p = prefix();
-    let key = k(&p, b"half");
-    let task = {
-        let backend = backend.clone();
-        let key = key.clone();
-        async move {
-            let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
-            tx.put(key, b"x".to_vec()).await.unwrap();
-            std::future::pending::<()>().await;
-            tx.commit().await.unwrap();
-        }
-    };
-    // Cancelled mid-way: the transaction is dropped without commit or rollback.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(20), task)
+    // A pessimistic transaction holds a lock on TiKV from its first write: dropping it must
+    // release the lock (a background rollback), not panic.
+    for kind in [TxKind::Optimistic, TxKind::Pessimistic] {
+        let p = prefix();
+        let key = k(&p, b"half");
+        let (wrote, written) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn({
+            let backend = backend.clone();
+            let key = key.clone();
+            async move {
+                let mut tx = backend.begin(kind).await.unwrap();
+                tx.put(key, b"x".to_vec()).await.unwrap();
+                wrote.send(()).unwrap();
+                std::future::pending::<()>().await;
+                tx.commit().await.unwrap();
+            }
+        });
+        written
             .await
-            .is_err()
-    );
-    let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
-    assert_eq!(check.get(&key).await.unwrap(), None);
-    check.rollback().await.unwrap();
+            .expect("the transaction failed before its write");
+        // Cancelled mid-way: the transaction is dropped without commit or rollback.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+        assert_eq!(check.get(&key).await.unwrap(), None, "{kind:?}");
+        check.rollback().await.unwrap();
+        // The key stays writable once the dropped transaction's lock, if any, is gone.
+        put_retrying(backend, &key, b"after").await;
+        let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+        assert_eq!(check.get(&key).await.unwrap(), Some(b"after".to_vec()));
+        check.rollback().await.unwrap();
+    }
+}
+
+/// Writes `key` in its own transaction, retrying conflicts for up to 30 seconds.
+async fn put_retrying<B: Backend>(backend: &B, key: &[u8], value: &[u8]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
+        tx.put(key.to_vec(), value.to_vec()).await.unwrap();
+        match tx.commit().await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the key stayed unwritable: {e}"),
+        }
+    }
 }
 
 async fn read_only_refuses_writes<B: Backend>(backend: &B) {
@@ -308,11 +335,18 @@ async fn embedded_run_all_in_one_database() {
     run_all(&embedded(), true).await;
 }
 
+/// The command that runs the TiKV checks, for the skip message.
+const TIKV_COMMAND: &str =
+    "TITO_TIKV_PD=127.0.0.1:2379 cargo test --features tikv --test backend_conformance";
+
 #[cfg(feature = "tikv")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tikv_conformance() {
     let Ok(endpoints) = std::env::var("TITO_TIKV_PD") else {
-        eprintln!("SKIPPED tikv_conformance: set TITO_TIKV_PD=host:2379[,host:2379] to run it");
+        eprintln!(
+            "SKIPPED tikv_conformance: TITO_TIKV_PD is not set (comma-separated PD endpoints); \
+             run `{TIKV_COMMAND}`"
+        );
         return;
     };
     let endpoints: Vec<String> = endpoints.split(',').map(str::to_string).collect();
@@ -321,8 +355,15 @@ async fn tikv_conformance() {
     run_all(engine.backend(), false).await;
 }
 
+#[cfg(feature = "tikv")]
+#[tokio::test]
+async fn tikv_unreachable_pd_is_an_error() {
+    let outcome = tito::TiKV::connect(vec!["127.0.0.1:1"]).await;
+    assert!(matches!(outcome, Err(TitoError::Backend(_))), "{outcome:?}");
+}
+
 #[cfg(not(feature = "tikv"))]
 #[test]
 fn tikv_conformance() {
-    eprintln!("SKIPPED tikv_conformance: build with --features tikv and set TITO_TIKV_PD");
+    eprintln!("SKIPPED tikv_conformance: built without feature `tikv`; run `{TIKV_COMMAND}`");
 }
