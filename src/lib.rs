@@ -39,6 +39,7 @@
 
 #[cfg(feature = "tikv")]
 pub use tito_core::TiKV;
+pub use tito_core::query::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use tito_core::{
     Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue, ReindexProgress,
     RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation, TitoOptions, TitoPage,
@@ -76,12 +77,20 @@ pub mod prelude {
     pub use crate::TiKV;
     pub use crate::types::*;
     pub use crate::{
-        BoxFuture, DBUuid, Embedded, TitoError, TitoModel, TitoOperation, TitoOptions, TitoPage,
+        BoxFuture, DBUuid, Embedded, Relation, TitoError, TitoModel, TitoOperation, TitoOptions,
+        TitoPage, TypedQuery,
     };
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use tito_core::model::component::{combine_components, number_component, string_component};
-    pub use tito_core::{IndexComponent, IndexedValues, TitoError};
+    pub use tito_core::model::derived::{
+        Fanout, Hop, push_components, push_index, relation_source, table_of, typed_entries,
+    };
+    pub use tito_core::query::{End, Field, Relation, TypedQuery};
+    pub use tito_core::{
+        Backend, IndexComponent, IndexedValues, TitoEmbeddedRelationshipConfig, TitoError,
+        TitoEventConfig, TitoIndexConfig, TitoIndexField, TitoModel, TitoModelTrait,
+    };
 }

@@ -62,18 +62,12 @@ pub trait Fanout<'a> {
     type Item: ?Sized + 'a;
 
     /// Calls `f` on each value, stopping at the first error.
-    fn each(
-        self,
-        f: impl FnMut(&'a Self::Item) -> Result<(), TitoError>,
-    ) -> Result<(), TitoError>;
+    fn each(self, f: impl FnMut(&'a Self::Item) -> Result<(), TitoError>) -> Result<(), TitoError>;
 }
 
 impl<'a, T: ?Sized> Fanout<'a> for Hop<'a, T> {
     type Item = T;
-    fn each(
-        self,
-        mut f: impl FnMut(&'a T) -> Result<(), TitoError>,
-    ) -> Result<(), TitoError> {
+    fn each(self, mut f: impl FnMut(&'a T) -> Result<(), TitoError>) -> Result<(), TitoError> {
         f(self.0)
     }
 }
@@ -103,10 +97,7 @@ impl<'a, T, S> Fanout<'a> for &Hop<'a, HashSet<T, S>> {
 
 impl<'a, T: ?Sized> Fanout<'a> for &Hop<'a, Box<T>> {
     type Item = T;
-    fn each(
-        self,
-        mut f: impl FnMut(&'a T) -> Result<(), TitoError>,
-    ) -> Result<(), TitoError> {
+    fn each(self, mut f: impl FnMut(&'a T) -> Result<(), TitoError>) -> Result<(), TitoError> {
         f(self.0)
     }
 }
@@ -164,6 +155,8 @@ mod tests {
     }
 
     #[test]
+    // The borrow in `(&Hop(..))` is what selects the collection impls.
+    #[allow(clippy::needless_borrow)]
     fn hops_fan_out_over_collections_and_options_only() {
         let one = Comment {
             author_id: Some("a".into()),

@@ -18,7 +18,7 @@ use crate::txn::TitoTransaction;
 
 /// The remaining index fields of a [`TypedQuery`]: the next one has type `F`.
 #[derive(Debug)]
-pub struct Field<F: ?Sized, Rest>(PhantomData<fn() -> (Rest, Box<F>)>);
+pub struct Field<F, Rest>(PhantomData<fn() -> (F, Rest)>);
 
 /// No index field left to match: only running the query remains.
 #[derive(Debug)]
@@ -175,7 +175,7 @@ impl<T: crate::model::TitoModelTrait, B: Backend, Fields> TypedQuery<T, B, Field
     }
 }
 
-impl<T: crate::model::TitoModelTrait, B: Backend, F: ?Sized, Rest> TypedQuery<T, B, Field<F, Rest>> {
+impl<T: crate::model::TitoModelTrait, B: Backend, F, Rest> TypedQuery<T, B, Field<F, Rest>> {
     /// Matches the next index field exactly.
     pub fn value(mut self, value: impl QueryArg<F>) -> TypedQuery<T, B, Rest> {
         self.query.value(value.into_query_value());

@@ -1,0 +1,693 @@
+//! `#[derive(TitoModel)]` behaviour: derived models write exactly the keys of the equivalent
+//! hand-written model, keep their index entries right through updates and deletes, answer
+//! typed queries like string queries, and never store hydrated fields.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tito::backend::Embedded;
+use tito::types::{
+    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
+    TitoIndexField, TitoModelTrait,
+};
+use tito::{KeyRange, TitoEngine, TitoError, TitoModel};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "tags")]
+struct Tag {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "authors")]
+struct Author {
+    #[tito(id)]
+    id: String,
+    #[tito(unique)]
+    email: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Comment {
+    author_id: String,
+    text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<Author>,
+}
+
+/// Every kind of index and relationship the derive supports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "posts", events("post", "audit"), partition_key = author_id)]
+struct Post {
+    #[tito(id)]
+    id: String,
+    #[tito(index(name = "by_category_date", position = 0))]
+    category: String,
+    #[tito(index(name = "by_category_date", position = 1))]
+    published_at: i64,
+    #[tito(index(name = "by_status", condition = Post::is_published))]
+    status: String,
+    #[tito(index)]
+    rating: Option<u8>,
+    #[tito(index)]
+    score: f64,
+    #[tito(index)]
+    featured: bool,
+    #[tito(index, relation(model = Tag, into = tags))]
+    tag_ids: Vec<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[tito(
+        index(name = "by_comment_author", path = "author_id", ty = String),
+        relation(model = Author, path = "author_id", into = author)
+    )]
+    comments: Vec<Comment>,
+    author_id: String,
+    #[tito(index(name = "by_origin", path = "origin.country", ty = "Option<String>"))]
+    meta: Option<Meta>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Meta {
+    origin: Origin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Origin {
+    country: Option<String>,
+}
+
+impl Post {
+    fn is_published(&self) -> bool {
+        self.status == "published"
+    }
+}
+
+/// The same model written by hand, as in tito 0.2.0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ManualPost {
+    id: String,
+    category: String,
+    published_at: i64,
+    status: String,
+    rating: Option<u8>,
+    score: f64,
+    featured: bool,
+    tag_ids: Vec<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    comments: Vec<Comment>,
+    author_id: String,
+    meta: Option<Meta>,
+}
+
+fn field(name: &str, r#type: TitoIndexBlockType) -> TitoIndexField {
+    TitoIndexField {
+        name: name.to_string(),
+        r#type,
+    }
+}
+
+fn index(name: &str, condition: bool, fields: Vec<TitoIndexField>) -> TitoIndexConfig {
+    TitoIndexConfig {
+        condition,
+        name: name.to_string(),
+        fields,
+        custom_generator: None,
+    }
+}
+
+impl TitoModelTrait for ManualPost {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "posts".into()
+    }
+    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+        use TitoIndexBlockType::{Number, String};
+        vec![
+            index(
+                "by_category_date",
+                true,
+                vec![field("category", String), field("published_at", Number)],
+            ),
+            index(
+                "by_comment_author",
+                true,
+                vec![field("comments.author_id", String)],
+            ),
+            index(
+                "by_status",
+                self.status == "published",
+                vec![field("status", String)],
+            ),
+            index("featured", true, vec![field("featured", String)]),
+            index(
+                "by_origin",
+                true,
+                vec![field("meta.origin.country", String)],
+            ),
+            index("rating", true, vec![field("rating", Number)]),
+            index("score", true, vec![field("score", Number)]),
+            index("tag_ids", true, vec![field("tag_ids", String)]),
+        ]
+    }
+    fn get_embedded_relationships(&self) -> Vec<TitoEmbeddedRelationshipConfig> {
+        vec![
+            TitoEmbeddedRelationshipConfig {
+                source_field_name: "tag_ids".into(),
+                destination_field_name: "tags".into(),
+                model: "tags".into(),
+            },
+            TitoEmbeddedRelationshipConfig {
+                source_field_name: "comments.author_id".into(),
+                destination_field_name: "comments.author".into(),
+                model: "authors".into(),
+            },
+        ]
+    }
+}
+
+impl From<&Post> for ManualPost {
+    fn from(p: &Post) -> Self {
+        ManualPost {
+            id: p.id.clone(),
+            category: p.category.clone(),
+            published_at: p.published_at,
+            status: p.status.clone(),
+            rating: p.rating,
+            score: p.score,
+            featured: p.featured,
+            tag_ids: p.tag_ids.clone(),
+            tags: p.tags.clone(),
+            comments: p.comments.clone(),
+            author_id: p.author_id.clone(),
+            meta: p.meta.clone(),
+        }
+    }
+}
+
+fn comment(author_id: &str) -> Comment {
+    Comment {
+        author_id: author_id.into(),
+        text: format!("by {author_id}"),
+        author: None,
+    }
+}
+
+fn post(id: &str, category: &str, published_at: i64) -> Post {
+    Post {
+        id: id.into(),
+        category: category.into(),
+        published_at,
+        status: "draft".into(),
+        rating: None,
+        score: published_at as f64 / 4.0,
+        featured: published_at % 2 == 0,
+        tag_ids: vec![],
+        tags: vec![],
+        comments: vec![],
+        author_id: "ann".into(),
+        meta: None,
+    }
+}
+
+/// A spread of values: negatives, fractions, sparse options, fan-out and duplicates.
+fn posts() -> Vec<Post> {
+    let mut out = Vec::new();
+    for (i, (category, at)) in [("tech", -5), ("tech", 20230101), ("art", 7), ("tech", 7)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut p = post(&format!("p{i}"), category, at);
+        p.rating = (i % 2 == 0).then_some(i as u8 * 3);
+        p.status = if i < 2 { "published" } else { "draft" }.into();
+        p.tag_ids = (0..i).map(|t| format!("t{t}")).collect();
+        p.comments = vec![comment("bob"), comment(&format!("a{i}")), comment("bob")];
+        p.featured = i != 1;
+        p.meta = (i != 0).then(|| Meta {
+            origin: Origin {
+                country: (i != 1).then(|| format!("c{}", i % 3)),
+            },
+        });
+        out.push(p);
+    }
+    out
+}
+
+async fn write<T: TitoModelTrait>(
+    db: &TitoEngine<Embedded>,
+    build: Vec<T>,
+    update: Vec<T>,
+    delete: Vec<&str>,
+) {
+    let model = db.clone().model::<T>();
+    let delete: Vec<String> = delete.into_iter().map(String::from).collect();
+    db.transaction(|tx| async move {
+        for record in build {
+            model.build(record, &tx).await?;
+        }
+        for record in update {
+            model.update(record, &tx).await?;
+        }
+        for id in delete {
+            model.delete_by_id(&id, &tx).await?;
+        }
+        Ok::<_, TitoError>(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Every key and value in the database.
+async fn dump(db: &TitoEngine<Embedded>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let tx = db.snapshot().await.unwrap();
+    let all = tx
+        .scan(
+            KeyRange {
+                start: Vec::new(),
+                end: None,
+            },
+            100_000,
+        )
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    all
+}
+
+fn shape(model: &impl TitoModelTrait) -> Vec<(String, bool, Vec<TitoIndexField>)> {
+    let mut out: Vec<_> = model
+        .get_indexes()
+        .into_iter()
+        .map(|i| (i.name, i.condition, i.fields))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn derived_configuration_matches_the_hand_written_one() {
+    for p in posts() {
+        let manual = ManualPost::from(&p);
+        assert_eq!(shape(&p), shape(&manual));
+        assert_eq!(
+            p.get_embedded_relationships(),
+            manual.get_embedded_relationships()
+        );
+    }
+    let p = post("x", "tech", 1);
+    // The derived entries come from the typed fields, not from the serialized record.
+    assert!(matches!(p.typed_index_entries(), Some(Ok(_))));
+    assert_eq!(p.get_unique_indexes(), Vec::<String>::new());
+    assert_eq!(Author::default().get_unique_indexes(), vec!["email"]);
+    assert_eq!(
+        p.get_events(),
+        vec![
+            TitoEventConfig {
+                name: "post".into()
+            },
+            TitoEventConfig {
+                name: "audit".into()
+            }
+        ]
+    );
+    assert_eq!(p.partition_key(), "ann");
+    assert_eq!(Tag::default().partition_key(), "");
+    assert_eq!(Tag::default().get_events(), vec![]);
+}
+
+#[tokio::test]
+async fn derived_and_hand_written_models_store_identical_keys() {
+    let derived = Embedded::temporary().await.unwrap();
+    let manual = Embedded::temporary().await.unwrap();
+    let posts = posts();
+    let mut changed = posts.clone();
+    changed[0].status = "draft".into();
+    changed[0].rating = None;
+    changed[1].tag_ids = vec!["t9".into(), "t0".into()];
+    changed[2].comments.push(comment("carl"));
+    changed[2].published_at = -1_000_000_000_000;
+    changed[3].rating = Some(255);
+
+    write(&derived, posts.clone(), vec![], vec![]).await;
+    write(
+        &manual,
+        posts.iter().map(ManualPost::from).collect(),
+        vec![],
+        vec![],
+    )
+    .await;
+    assert_eq!(dump(&derived).await, dump(&manual).await);
+
+    write(&derived, vec![], changed.clone(), vec!["p3"]).await;
+    write(
+        &manual,
+        vec![],
+        changed.iter().map(ManualPost::from).collect(),
+        vec!["p3"],
+    )
+    .await;
+    let keys = dump(&derived).await;
+    assert_eq!(keys, dump(&manual).await);
+    assert!(keys.len() > 20, "the plan wrote {} keys", keys.len());
+}
+
+/// Ids of a page, for comparisons that ignore hydration.
+fn ids<T: TitoModelTrait>(page: tito::TitoPage<T>) -> Vec<String> {
+    page.items.iter().map(TitoModelTrait::get_id).collect()
+}
+
+#[tokio::test]
+async fn typed_queries_return_what_string_queries_return() {
+    let db = Embedded::temporary().await.unwrap();
+    write(&db, posts(), vec![], vec![]).await;
+    let posts: TitoModel<Post> = db.clone().model();
+
+    let typed = ids(Post::by_category_date(&posts)
+        .value("tech")
+        .execute()
+        .await
+        .unwrap());
+    let untyped = ids(posts
+        .query_by_index("by_category_date")
+        .value("tech")
+        .execute()
+        .await
+        .unwrap());
+    assert_eq!(typed, vec!["p0", "p3", "p1"]);
+    assert_eq!(typed, untyped);
+
+    let typed = Post::by_category_date(&posts)
+        .value("tech")
+        .between(0, 20230101)
+        .execute_reverse()
+        .await
+        .unwrap();
+    let untyped = posts
+        .query_by_index("by_category_date")
+        .value("tech")
+        .between(0, 20230101)
+        .execute_reverse()
+        .await
+        .unwrap();
+    assert_eq!(ids(typed), vec!["p1", "p3"]);
+    assert_eq!(ids(untyped), vec!["p1", "p3"]);
+
+    let exact = Post::by_category_date(&posts)
+        .value("tech")
+        .value(7)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(exact), vec!["p3"]);
+    let prefix = Post::by_category_date(&posts)
+        .starts_with("te")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(prefix).len(), 3);
+
+    // Option: sparse; Vec and nested paths: one entry per element.
+    let rated = ids(Post::by_rating(&posts).gte(0).execute().await.unwrap());
+    assert_eq!(rated, vec!["p0", "p2"]);
+    let tagged = ids(Post::by_tag_ids(&posts)
+        .value("t0")
+        .execute()
+        .await
+        .unwrap());
+    assert_eq!(tagged, vec!["p1", "p2", "p3"]);
+    let by_bob = ids(Post::by_comment_author(&posts)
+        .value("bob")
+        .execute()
+        .await
+        .unwrap());
+    assert_eq!(by_bob, vec!["p0", "p1", "p2", "p3"]);
+    let by_a2 = ids(Post::by_comment_author(&posts)
+        .value("a2")
+        .execute()
+        .await
+        .unwrap());
+    assert_eq!(by_a2, vec!["p2"]);
+    let featured = ids(Post::by_featured(&posts)
+        .value(true)
+        .execute()
+        .await
+        .unwrap());
+    let untyped = ids(posts
+        .query_by_index("featured")
+        .value(true)
+        .execute()
+        .await
+        .unwrap());
+    assert_eq!(featured, vec!["p0", "p2", "p3"]);
+    assert_eq!(featured, untyped);
+    let from_c2 = ids(Post::by_origin(&posts).value("c2").execute().await.unwrap());
+    assert_eq!(from_c2, vec!["p2"]);
+    let with_origin = ids(Post::by_origin(&posts).gte("").execute().await.unwrap());
+    assert_eq!(with_origin, vec!["p3", "p2"]);
+    let scored = ids(Post::by_score(&posts).lt(1.9).execute().await.unwrap());
+    assert_eq!(scored, vec!["p0", "p2", "p3"]);
+
+    // Pages with a cursor go through the typed builder too.
+    let first = Post::by_comment_author(&posts)
+        .value("bob")
+        .limit(Some(3))
+        .execute()
+        .await
+        .unwrap();
+    let rest = Post::by_comment_author(&posts)
+        .value("bob")
+        .limit(Some(3))
+        .cursor(first.cursor.clone())
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(ids(first), vec!["p0", "p1", "p2"]);
+    assert_eq!(ids(rest), vec!["p3"]);
+}
+
+#[tokio::test]
+async fn conditional_index_follows_its_condition_through_updates() {
+    let db = Embedded::temporary().await.unwrap();
+    let posts: TitoModel<Post> = db.clone().model();
+    let draft = post("p", "tech", 1);
+    write(&db, vec![draft.clone()], vec![], vec![]).await;
+    let published = || async {
+        ids(Post::by_status(&posts)
+            .value("published")
+            .execute()
+            .await
+            .unwrap())
+    };
+    assert!(published().await.is_empty());
+
+    let mut live = draft.clone();
+    live.status = "published".into();
+    write(&db, vec![], vec![live], vec![]).await;
+    assert_eq!(published().await, vec!["p"]);
+
+    write(&db, vec![], vec![draft], vec![]).await;
+    assert!(published().await.is_empty());
+    assert!(
+        ids(Post::by_status(&posts)
+            .value("draft")
+            .execute()
+            .await
+            .unwrap())
+        .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn unique_violation_is_a_typed_error_naming_the_index() {
+    let db = Embedded::temporary().await.unwrap();
+    let author = |id: &str| Author {
+        id: id.into(),
+        email: "ann@x.io".into(),
+    };
+    write(&db, vec![author("a")], vec![], vec![]).await;
+    let authors = db.clone().model::<Author>();
+    let result = db
+        .transaction(|tx| async move { authors.build(author("b"), &tx).await })
+        .await;
+    match result {
+        Err(TitoError::UniqueViolation {
+            index, existing_id, ..
+        }) => {
+            assert_eq!(index, "email");
+            assert_eq!(existing_id, "a");
+        }
+        other => panic!("expected a unique violation, got {other:?}"),
+    }
+}
+
+async fn seed_relations(db: &TitoEngine<Embedded>) -> Post {
+    write(
+        db,
+        vec![
+            Tag {
+                id: "t0".into(),
+                name: "rust".into(),
+            },
+            Tag {
+                id: "t1".into(),
+                name: "db".into(),
+            },
+        ],
+        vec![],
+        vec![],
+    )
+    .await;
+    write(
+        db,
+        vec![Author {
+            id: "bob".into(),
+            email: "bob@x.io".into(),
+        }],
+        vec![],
+        vec![],
+    )
+    .await;
+    let mut p = post("p", "tech", 1);
+    p.tag_ids = vec!["t1".into(), "t0".into(), "gone".into()];
+    p.comments = vec![comment("bob"), comment("nobody")];
+    p
+}
+
+#[tokio::test]
+async fn relationships_hydrate_through_the_derived_configuration() {
+    let db = Embedded::temporary().await.unwrap();
+    let p = seed_relations(&db).await;
+    write(&db, vec![p], vec![], vec![]).await;
+    let posts: TitoModel<Post> = db.clone().model();
+
+    let found = posts
+        .find_by_id("p", vec![Post::TAGS.into(), Post::COMMENTS_AUTHOR.into()])
+        .await
+        .unwrap();
+    let tags: Vec<&str> = found.tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tags, vec!["db", "rust"]);
+    let authors: Vec<Option<&str>> = found
+        .comments
+        .iter()
+        .map(|c| c.author.as_ref().map(|a| a.email.as_str()))
+        .collect();
+    assert_eq!(authors, vec![Some("bob@x.io"), None]);
+
+    let page = Post::by_tag_ids(&posts)
+        .value("t0")
+        .relationship(Post::TAGS)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items,
+        vec![found.clone()]
+            .into_iter()
+            .map(|mut p| {
+                p.comments.iter_mut().for_each(|c| c.author = None);
+                p
+            })
+            .collect::<Vec<_>>()
+    );
+    let plain = posts.find_by_id("p", vec![]).await.unwrap();
+    assert!(plain.tags.is_empty());
+}
+
+#[tokio::test]
+async fn hydrated_fields_are_never_stored() {
+    let db = Embedded::temporary().await.unwrap();
+    let mut p = seed_relations(&db).await;
+    p.tags = vec![Tag {
+        id: "t0".into(),
+        name: "copy".into(),
+    }];
+    p.comments[0].author = Some(Author {
+        id: "bob".into(),
+        email: "copy@x.io".into(),
+    });
+    write(&db, vec![p.clone()], vec![], vec![]).await;
+    write(&db, vec![], vec![p], vec![]).await;
+
+    let tx = db.snapshot().await.unwrap();
+    let bytes = tx
+        .get(&tito::keyspace::record_key("posts", "p"))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let stored: Value = serde_json::from_slice(&bytes[1..]).unwrap();
+    assert_eq!(stored["tags"], serde_json::json!([]));
+    assert_eq!(stored["comments"][0].get("author"), None);
+    assert_eq!(stored["comments"][0]["author_id"], "bob");
+    assert!(!String::from_utf8_lossy(&bytes).contains("copy"));
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[serde(rename_all = "camelCase")]
+#[tito(table = "renamed")]
+struct Renamed {
+    #[tito(id)]
+    record_id: u64,
+    #[tito(index(name = "by-owner-day", position = 1))]
+    day_of_year: u16,
+    #[serde(rename = "owner")]
+    #[tito(index(name = "by-owner-day", position = 0), relation(model = Author, into = owner_record))]
+    owner_id: Option<String>,
+    #[serde(default)]
+    owner_record: Option<Author>,
+}
+
+#[tokio::test]
+async fn serde_renames_name_paths_and_odd_index_names_get_query_methods() {
+    let r = Renamed {
+        record_id: 7,
+        day_of_year: 32,
+        owner_id: Some("bob".into()),
+        owner_record: None,
+    };
+    assert_eq!(r.get_id(), "7");
+    assert_eq!(
+        shape(&r),
+        vec![(
+            "by-owner-day".to_string(),
+            true,
+            vec![
+                field("owner", TitoIndexBlockType::String),
+                field("dayOfYear", TitoIndexBlockType::Number)
+            ]
+        )]
+    );
+    assert_eq!(
+        r.get_embedded_relationships(),
+        vec![TitoEmbeddedRelationshipConfig {
+            source_field_name: "owner".into(),
+            destination_field_name: "ownerRecord".into(),
+            model: "authors".into(),
+        }]
+    );
+
+    let db = Embedded::temporary().await.unwrap();
+    let _ = seed_relations(&db).await;
+    write(&db, vec![r], vec![], vec![]).await;
+    let model: TitoModel<Renamed> = db.clone().model();
+    let page = Renamed::by_owner_day(&model)
+        .value("bob")
+        .gt(31)
+        .relationship(Renamed::OWNER_RECORD)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        page.items[0]
+            .owner_record
+            .as_ref()
+            .map(|a| a.email.as_str()),
+        Some("bob@x.io")
+    );
+}

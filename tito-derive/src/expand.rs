@@ -1,0 +1,283 @@
+//! Code generation: the `TitoModelTrait` impl and the typed query constructors, one function
+//! per generated item. Generated code names everything through `::tito::__private`, so it
+//! needs no imports in the user's crate; checks that can fail carry the span of the attribute
+//! or field they are about.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+
+use crate::model::{Index, IndexField, Model};
+
+/// Everything the derive emits for `model`.
+pub fn model(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
+    let trait_items = [
+        get_id(model),
+        get_table_name(model),
+        get_indexes(model),
+        get_unique_indexes(model),
+        get_embedded_relationships(model),
+        get_events(model),
+        partition_key(model),
+        typed_index_entries(model),
+    ];
+    let queries = model.indexes.iter().map(|index| typed_query(model, index));
+    let relations = relation_constants(model);
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::tito::__private::TitoModelTrait for #ident #ty_generics #where_clause {
+            #(#trait_items)*
+        }
+
+        #[automatically_derived]
+        #[allow(dead_code)]
+        impl #impl_generics #ident #ty_generics #where_clause {
+            #(#queries)*
+            #relations
+        }
+    }
+}
+
+fn get_id(model: &Model) -> TokenStream {
+    let id = &model.id;
+    let to_string = quote_spanned!(model.id_span=> ::std::string::ToString::to_string(&self.#id));
+    quote! {
+        fn get_id(&self) -> ::std::string::String {
+            #to_string
+        }
+    }
+}
+
+fn get_table_name(model: &Model) -> TokenStream {
+    let table = &model.table;
+    quote! {
+        fn get_table_name(&self) -> ::std::string::String {
+            ::std::string::String::from(#table)
+        }
+    }
+}
+
+/// `(condition)(self)` for a conditional index, `true` otherwise.
+fn condition(index: &Index) -> TokenStream {
+    match &index.condition {
+        Some(path) => quote_spanned!(syn::spanned::Spanned::span(path)=> (#path)(self)),
+        None => quote!(true),
+    }
+}
+
+fn get_indexes(model: &Model) -> TokenStream {
+    let configs = model.indexes.iter().map(|index| {
+        let name = &index.name;
+        let condition = condition(index);
+        let fields = index.fields.iter().map(|field| {
+            let path = &field.json_path;
+            let ty = &field.ty;
+            let block_type = quote_spanned!(field.span=>
+                <#ty as ::tito::__private::IndexComponent>::BLOCK_TYPE
+            );
+            quote! {
+                ::tito::__private::TitoIndexField {
+                    name: ::std::string::String::from(#path),
+                    r#type: #block_type,
+                }
+            }
+        });
+        quote! {
+            ::tito::__private::TitoIndexConfig {
+                condition: #condition,
+                name: ::std::string::String::from(#name),
+                fields: ::std::vec![#(#fields),*],
+                custom_generator: ::std::option::Option::None,
+            }
+        }
+    });
+    quote! {
+        fn get_indexes(&self) -> ::std::vec::Vec<::tito::__private::TitoIndexConfig> {
+            ::std::vec![#(#configs),*]
+        }
+    }
+}
+
+fn get_unique_indexes(model: &Model) -> TokenStream {
+    let unique = model
+        .indexes
+        .iter()
+        .filter(|index| index.unique)
+        .map(|index| &index.name);
+    quote! {
+        fn get_unique_indexes(&self) -> ::std::vec::Vec<::std::string::String> {
+            ::std::vec![#(::std::string::String::from(#unique)),*]
+        }
+    }
+}
+
+fn get_embedded_relationships(model: &Model) -> TokenStream {
+    let checks = model.relations.iter().filter_map(|relation| {
+        let ty = relation.source_ty.as_ref()?;
+        Some(quote_spanned!(relation.span=> ::tito::__private::relation_source::<#ty>();))
+    });
+    let configs = model.relations.iter().map(|relation| {
+        let source = &relation.json_source;
+        let destination = &relation.json_destination;
+        let target = &relation.model;
+        let table = quote_spanned!(relation.span=> ::tito::__private::table_of::<#target>());
+        quote! {
+            ::tito::__private::TitoEmbeddedRelationshipConfig {
+                source_field_name: ::std::string::String::from(#source),
+                destination_field_name: ::std::string::String::from(#destination),
+                model: #table,
+            }
+        }
+    });
+    quote! {
+        fn get_embedded_relationships(
+            &self,
+        ) -> ::std::vec::Vec<::tito::__private::TitoEmbeddedRelationshipConfig> {
+            #(#checks)*
+            ::std::vec![#(#configs),*]
+        }
+    }
+}
+
+fn get_events(model: &Model) -> TokenStream {
+    let names = &model.events;
+    quote! {
+        fn get_events(&self) -> ::std::vec::Vec<::tito::__private::TitoEventConfig> {
+            ::std::vec![#(::tito::__private::TitoEventConfig {
+                name: ::std::string::String::from(#names),
+            }),*]
+        }
+    }
+}
+
+fn partition_key(model: &Model) -> TokenStream {
+    let Some(key) = &model.partition_key else {
+        return TokenStream::new();
+    };
+    let to_string = quote_spanned!(key.span()=> ::std::string::ToString::to_string(&self.#key));
+    quote! {
+        fn partition_key(&self) -> ::std::string::String {
+            #to_string
+        }
+    }
+}
+
+/// Index entries straight from the typed fields, skipping indexes whose condition is false.
+fn typed_index_entries(model: &Model) -> TokenStream {
+    let nested = model
+        .indexes
+        .iter()
+        .flat_map(|index| &index.fields)
+        .any(|field| !field.path.is_empty());
+    let import = nested.then(|| {
+        quote!(
+            use ::tito::__private::Fanout as _;
+        )
+    });
+    let entries = if model.indexes.is_empty() {
+        quote!(_)
+    } else {
+        quote!(entries)
+    };
+    let indexes = model.indexes.iter().map(|index| {
+        let name = &index.name;
+        let vars: Vec<_> = (0..index.fields.len())
+            .map(|i| format_ident!("field_{}", i))
+            .collect();
+        let fills = index
+            .fields
+            .iter()
+            .zip(&vars)
+            .map(|(field, var)| components(field, var));
+        let body = quote! {
+            #(let mut #vars = ::std::vec::Vec::new(); #fills)*
+            ::tito::__private::push_index(entries, #name, &[#(#vars),*])?;
+        };
+        match index.condition {
+            Some(_) => {
+                let condition = condition(index);
+                quote!(if #condition { #body })
+            }
+            None => quote!({ #body }),
+        }
+    });
+    quote! {
+        fn typed_index_entries(
+            &self,
+        ) -> ::std::option::Option<
+            ::std::result::Result<
+                ::std::vec::Vec<::tito::__private::IndexedValues>,
+                ::tito::__private::TitoError,
+            >,
+        > {
+            #import
+            ::tito::__private::typed_entries(|#entries| {
+                #(#indexes)*
+                ::std::result::Result::Ok(())
+            })
+        }
+    }
+}
+
+/// Appends the components of one index field to `var`, fanning out along a nested path.
+fn components(field: &IndexField, var: &syn::Ident) -> TokenStream {
+    let ty = &field.ty;
+    let name = &field.field;
+    let Some((leaf, hops)) = field.path.split_last() else {
+        return quote_spanned!(field.span=>
+            ::tito::__private::push_components::<#ty>(&self.#name, &mut #var)?;
+        );
+    };
+    let mut call = quote_spanned!(field.span=>
+        ::tito::__private::push_components::<#ty>(&value.#leaf, &mut #var)
+    );
+    for hop in hops.iter().rev() {
+        call = quote! {
+            (&::tito::__private::Hop(&value.#hop)).each(|value| #call)
+        };
+    }
+    quote! {
+        (&::tito::__private::Hop(&self.#name)).each(|value| #call)?;
+    }
+}
+
+/// The typed query constructor of one index: `User::by_email(&users)`.
+fn typed_query(model: &Model, index: &Index) -> TokenStream {
+    let vis = &model.vis;
+    let method = &index.method;
+    let name = &index.name;
+    let fields = index
+        .fields
+        .iter()
+        .rev()
+        .fold(quote!(::tito::__private::End), |rest, field| {
+            let ty = &field.ty;
+            quote!(::tito::__private::Field<#ty, #rest>)
+        });
+    let doc = format!("A typed query on the `{name}` index.");
+    quote! {
+        #[doc = #doc]
+        #vis fn #method<B: ::tito::__private::Backend>(
+            model: &::tito::__private::TitoModel<Self, B>,
+        ) -> ::tito::__private::TypedQuery<Self, B, #fields> {
+            ::tito::__private::TypedQuery::new(model.query_by_index(#name))
+        }
+    }
+}
+
+/// One associated constant per relationship, for typed queries: `Post::TAGS`.
+fn relation_constants(model: &Model) -> TokenStream {
+    let vis = &model.vis;
+    let constants = model.relations.iter().map(|relation| {
+        let constant = &relation.constant;
+        let destination = &relation.json_destination;
+        let doc = format!("The `{destination}` relationship, for typed queries.");
+        quote! {
+            #[doc = #doc]
+            #vis const #constant: ::tito::__private::Relation<Self> =
+                ::tito::__private::Relation::new(#destination);
+        }
+    });
+    quote!(#(#constants)*)
+}

@@ -1,0 +1,407 @@
+//! The model the attributes describe, checked as a whole: one id, indexes gathered by name with
+//! their fields in order, relationships pointing at real fields. Every mistake is collected
+//! with the span of the attribute that caused it, and all are reported together.
+
+use std::collections::{BTreeMap, HashMap};
+
+use darling::Error;
+use darling::util::SpannedValue;
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Generics, Ident, LitStr, Path, Type, Visibility};
+
+use crate::attrs::{FieldAttrs, IndexAttr, ModelAttrs};
+use crate::serde_names::{SerdeNames, json_name};
+
+/// A model ready for code generation.
+pub struct Model {
+    pub ident: Ident,
+    pub vis: Visibility,
+    pub generics: Generics,
+    pub table: String,
+    pub id: Ident,
+    pub id_span: Span,
+    pub events: Vec<LitStr>,
+    pub partition_key: Option<Ident>,
+    pub indexes: Vec<Index>,
+    pub relations: Vec<Relation>,
+}
+
+/// One index, its fields in key order.
+pub struct Index {
+    pub name: String,
+    /// The generated typed-query constructor (`by_email`).
+    pub method: Ident,
+    pub unique: bool,
+    pub condition: Option<Path>,
+    pub fields: Vec<IndexField>,
+}
+
+/// One field of an index: a struct field, or a path inside it.
+pub struct IndexField {
+    pub field: Ident,
+    /// The path's segments below `field` (empty for the field itself).
+    pub path: Vec<Ident>,
+    /// The type of the indexed value: the field's type, or `ty` for a path.
+    pub ty: Type,
+    /// The dotted name in the serialized record (`comments.author_id`).
+    pub json_path: String,
+    pub span: Span,
+}
+
+/// One relationship.
+pub struct Relation {
+    pub model: Path,
+    /// The source field's type, checked to hold ids when the ids are the field itself.
+    pub source_ty: Option<Type>,
+    pub json_source: String,
+    pub json_destination: String,
+    /// The generated associated constant (`TAGS`).
+    pub constant: Ident,
+    pub span: Span,
+}
+
+/// A field's membership in an index, before the index is assembled.
+struct Member {
+    attr: SpannedValue<IndexAttr>,
+    field: IndexField,
+    order: usize,
+}
+
+impl Model {
+    /// Checks the parsed attributes, collecting every error.
+    pub fn resolve(attrs: ModelAttrs) -> darling::Result<Model> {
+        let mut errors = Error::accumulator();
+        let serde = SerdeNames::of(&attrs.attrs);
+        let fields = attrs
+            .data
+            .take_struct()
+            .map(|fields| fields.fields)
+            .unwrap_or_default();
+        let json_names: HashMap<String, String> = fields
+            .iter()
+            .filter_map(|f| {
+                let ident = f.ident.as_ref()?;
+                Some((ident.to_string(), json_name(ident, &f.attrs, &serde)))
+            })
+            .collect();
+
+        let mut id: Option<(Ident, Span)> = None;
+        let mut members: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+        let mut relations = Vec::new();
+        for (order, field) in fields.iter().enumerate() {
+            let Some(ident) = field.ident.clone() else {
+                continue;
+            };
+            if field.id.is_present() {
+                match &id {
+                    Some((first, _)) => errors.push(
+                        Error::custom(format!(
+                            "a model has one id; `{first}` is already marked `#[tito(id)]`"
+                        ))
+                        .with_span(&field.id.span()),
+                    ),
+                    None => id = Some((ident.clone(), field.id.span())),
+                }
+            }
+            for attr in memberships(field) {
+                if let Some(member) = errors.handle(member(&ident, field, attr, order, &json_names))
+                {
+                    members
+                        .entry(member_name(&ident, &member))
+                        .or_default()
+                        .push(member);
+                }
+            }
+            for relation in &field.relation {
+                if let Some(relation) =
+                    errors.handle(relation_of(&ident, field, relation, &json_names))
+                {
+                    relations.push(relation);
+                }
+            }
+        }
+        if let Some(key) = &attrs.partition_key
+            && !json_names.contains_key(&key.to_string())
+        {
+            errors.push(
+                Error::custom(format!("`partition_key`: the model has no field `{key}`"))
+                    .with_span(key),
+            );
+        }
+        let mut methods: HashMap<String, String> = HashMap::new();
+        let mut indexes = Vec::new();
+        for (name, members) in members {
+            if let Some(index) = errors.handle(index_of(name, members)) {
+                if let Some(other) = methods.insert(index.method.to_string(), index.name.clone()) {
+                    errors.push(
+                        Error::custom(format!(
+                            "indexes `{other}` and `{}` both get the query method `{}`; rename one",
+                            index.name, index.method
+                        ))
+                        .with_span(&index.method),
+                    );
+                }
+                indexes.push(index);
+            }
+        }
+        let Some((id, id_span)) = id else {
+            errors.push(
+                Error::custom("missing id: mark the field holding the record id `#[tito(id)]`")
+                    .with_span(&attrs.ident),
+            );
+            return Err(Error::multiple(errors.into_inner()));
+        };
+        errors.finish_with(Model {
+            ident: attrs.ident,
+            vis: attrs.vis,
+            generics: attrs.generics,
+            table: attrs.table.into_inner(),
+            id,
+            id_span,
+            events: attrs.events.0,
+            partition_key: attrs.partition_key,
+            indexes,
+            relations,
+        })
+    }
+}
+
+/// The field's index memberships, with `unique` standing for `index(unique)`.
+fn memberships(field: &FieldAttrs) -> Vec<SpannedValue<IndexAttr>> {
+    let mut out: Vec<SpannedValue<IndexAttr>> = field
+        .index
+        .iter()
+        .map(|attr| {
+            SpannedValue::new(
+                IndexAttr {
+                    name: attr.name.clone(),
+                    position: attr.position,
+                    unique: attr.unique,
+                    condition: attr.condition.clone(),
+                    path: attr.path.clone(),
+                    ty: attr.ty.clone(),
+                },
+                attr.span(),
+            )
+        })
+        .collect();
+    if field.unique.is_present() {
+        let own = out
+            .iter_mut()
+            .find(|attr| attr.name.is_none() && attr.path.is_none());
+        match own {
+            Some(attr) => attr.unique = field.unique,
+            None => out.push(SpannedValue::new(
+                IndexAttr {
+                    unique: field.unique,
+                    ..IndexAttr::default()
+                },
+                field.unique.span(),
+            )),
+        }
+    }
+    out
+}
+
+fn member_name(field: &Ident, member: &Member) -> String {
+    match &member.attr.name {
+        Some(name) => name.as_ref().clone(),
+        None => std::iter::once(field.to_string())
+            .chain(member.field.path.iter().map(Ident::to_string))
+            .collect::<Vec<_>>()
+            .join("_"),
+    }
+}
+
+/// Parses a dotted path of field names.
+fn segments(path: &SpannedValue<String>) -> darling::Result<Vec<Ident>> {
+    path.split('.')
+        .map(|segment| {
+            syn::parse_str::<Ident>(segment).map_err(|_| {
+                Error::custom(format!(
+                    "`{}` is not a dotted path of field names",
+                    path.as_ref()
+                ))
+                .with_span(&path.span())
+            })
+        })
+        .collect()
+}
+
+fn member(
+    ident: &Ident,
+    field: &FieldAttrs,
+    attr: SpannedValue<IndexAttr>,
+    order: usize,
+    json_names: &HashMap<String, String>,
+) -> darling::Result<Member> {
+    let json = json_names
+        .get(&ident.to_string())
+        .cloned()
+        .unwrap_or_default();
+    let (path, ty) = match (&attr.path, &attr.ty) {
+        (None, None) => (Vec::new(), field.ty.clone()),
+        (Some(path), Some(ty)) => (segments(path)?, ty.clone()),
+        (Some(path), None) => {
+            return Err(Error::custom(
+                "an index on a nested path needs `ty = <type of the value at the path>`",
+            )
+            .with_span(&path.span()));
+        }
+        (None, Some(ty)) => {
+            return Err(
+                Error::custom("`ty` is only for an index on a nested `path`").with_span(ty),
+            );
+        }
+    };
+    let json_path = std::iter::once(json)
+        .chain(path.iter().map(Ident::to_string))
+        .collect::<Vec<_>>()
+        .join(".");
+    Ok(Member {
+        field: IndexField {
+            field: ident.clone(),
+            span: attr.ty.as_ref().map_or(field.ty.span(), Spanned::span),
+            path,
+            ty,
+            json_path,
+        },
+        attr,
+        order,
+    })
+}
+
+/// Assembles one index from its members: positions, unique, condition.
+fn index_of(name: String, mut members: Vec<Member>) -> darling::Result<Index> {
+    let mut errors = Error::accumulator();
+    let positioned = members.iter().filter(|m| m.attr.position.is_some()).count();
+    if positioned != 0 && positioned != members.len() {
+        for member in members.iter().filter(|m| m.attr.position.is_none()) {
+            errors.push(
+                Error::custom(format!(
+                    "index `{name}`: give every field a `position`, or none to use field order"
+                ))
+                .with_span(&member.attr.span()),
+            );
+        }
+    }
+    let mut seen: HashMap<u32, ()> = HashMap::new();
+    for member in &members {
+        if let Some(position) = &member.attr.position
+            && seen.insert(*position.as_ref(), ()).is_some()
+        {
+            errors.push(
+                Error::custom(format!(
+                    "index `{name}`: another field already has position {}",
+                    position.as_ref()
+                ))
+                .with_span(&position.span()),
+            );
+        }
+    }
+    members.sort_by_key(|m| (m.attr.position.map(|p| *p.as_ref()), m.order));
+    let mut condition: Option<Path> = None;
+    for member in &members {
+        if let Some(path) = &member.attr.condition {
+            if condition.is_some() {
+                errors.push(
+                    Error::custom(format!(
+                        "index `{name}` already has a condition; give it on one field only"
+                    ))
+                    .with_span(path),
+                );
+            }
+            condition = Some(path.clone());
+        }
+    }
+    let method = method_name(
+        &name,
+        members.first().map_or(Span::call_site(), |m| m.attr.span()),
+    );
+    errors.finish_with(Index {
+        unique: members.iter().any(|m| m.attr.unique.is_present()),
+        fields: members.into_iter().map(|m| m.field).collect(),
+        name,
+        method,
+        condition,
+    })
+}
+
+/// `by_<name>`, with characters that cannot be in an identifier replaced by `_`.
+fn method_name(index: &str, span: Span) -> Ident {
+    let clean: String = index
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = if clean.starts_with("by_") {
+        clean
+    } else {
+        format!("by_{clean}")
+    };
+    Ident::new(&name, span)
+}
+
+fn relation_of(
+    ident: &Ident,
+    field: &FieldAttrs,
+    relation: &SpannedValue<crate::attrs::RelationAttr>,
+    json_names: &HashMap<String, String>,
+) -> darling::Result<Relation> {
+    let json = json_names
+        .get(&ident.to_string())
+        .cloned()
+        .unwrap_or_default();
+    let into = &relation.into;
+    let (json_source, json_destination, constant, source_ty) = match &relation.path {
+        None => {
+            let destination = json_names.get(&into.to_string()).ok_or_else(|| {
+                Error::custom(format!("`into`: the model has no field `{into}`")).with_span(into)
+            })?;
+            if into == ident {
+                return Err(
+                    Error::custom("`into` must name another field than the ids").with_span(into)
+                );
+            }
+            (
+                json,
+                destination.clone(),
+                into.to_string().to_uppercase(),
+                Some(field.ty.clone()),
+            )
+        }
+        Some(path) => {
+            let segments = segments(path)?;
+            let parent: Vec<String> = std::iter::once(json)
+                .chain(segments[..segments.len() - 1].iter().map(Ident::to_string))
+                .collect();
+            let rust_parent: Vec<String> = std::iter::once(ident.to_string())
+                .chain(segments[..segments.len() - 1].iter().map(Ident::to_string))
+                .collect();
+            (
+                format!(
+                    "{}.{}",
+                    parent.join("."),
+                    path.split('.').next_back().unwrap_or_default()
+                ),
+                format!("{}.{into}", parent.join(".")),
+                format!("{}_{into}", rust_parent.join("_")).to_uppercase(),
+                None,
+            )
+        }
+    };
+    Ok(Relation {
+        model: relation.model.clone(),
+        source_ty,
+        json_source,
+        json_destination,
+        constant: Ident::new(&constant, into.span()),
+        span: relation.span(),
+    })
+}
