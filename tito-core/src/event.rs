@@ -1,8 +1,16 @@
 //! Events written in the same transaction as the data they describe.
 //!
-//! A write with [`TitoOptions::with_events`] stores one event per event type the model declares,
-//! for every consumer group of that type, under the queue's pending keys. The queue crate reads
-//! and acknowledges them; this module only writes.
+//! A write with [`TitoOptions::with_events`] (`build_with_options`, `update_with_options`,
+//! `delete_by_id_with_options`) stores one event per event type the model declares, for every
+//! consumer group of that type, under the queue's pending keys, in the caller's transaction: the
+//! events exist exactly when the data change does. Plain `build`, `update` and `delete_by_id`
+//! publish nothing. The queue crate reads and acknowledges events; this module only writes.
+//!
+//! Every event gets a *position*, its [`TitoEvent::run_at`]: micros since the epoch, strictly
+//! increasing per (event type, partition key) in commit order. Publishing reads and writes the
+//! key's last position, so two concurrent publishes for one key conflict and one retries:
+//! handling in position order is handling in commit order, even with clock skew between
+//! processes.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +100,10 @@ pub struct TitoEvent {
     pub payload: Value,
     /// When the event was written, micros since the Unix epoch.
     pub created_at: u64,
-    /// When the event becomes due, micros since the Unix epoch.
+    /// The event's position: when it becomes due (micros since the Unix epoch) and its place in
+    /// the order of its partition key. Strictly increasing per partition key in commit order;
+    /// at least the requested run-at time for scheduled events, so a scheduled event also holds
+    /// back the later events of its key until it runs.
     pub run_at: u64,
 }
 
@@ -152,36 +163,80 @@ pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
     }
 }
 
+/// Decodes the consumer group registry stored at [`queue::groups_key`]; absent means only
+/// [`DEFAULT_GROUP`].
+pub fn decode_groups(key: &[u8], bytes: Option<&[u8]>) -> Result<Vec<String>> {
+    match bytes {
+        Some(bytes) => serde_json::from_slice(bytes)
+            .map_err(|e| crate::model::record::decode_error(key, e.to_string())),
+        None => Ok(vec![DEFAULT_GROUP.to_string()]),
+    }
+}
+
 /// The consumer groups of `event_type`, read in `tx` so a concurrent registration conflicts.
 pub async fn consumer_groups<B: Backend>(
     tx: &TitoTransaction<B>,
     event_type: &str,
 ) -> Result<Vec<String>> {
     let key = queue::groups_key(event_type);
-    match tx.get(&key).await? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| crate::model::record::decode_error(&key, e.to_string())),
-        None => Ok(vec![DEFAULT_GROUP.to_string()]),
+    let bytes = tx.get(&key).await?;
+    decode_groups(&key, bytes.as_deref())
+}
+
+/// The position of the next event of a key whose last position is `last`, due at `due`:
+/// never before `due`, always after `last`.
+pub fn next_position(last: Option<u64>, due: u64) -> u64 {
+    match last {
+        Some(last) => due.max(last.saturating_add(1)),
+        None => due,
     }
 }
 
-/// Writes `event` as pending for every consumer group of its type.
-pub async fn enqueue<B: Backend>(tx: &TitoTransaction<B>, event: &TitoEvent) -> Result<()> {
-    let value = encode_event(event)?;
-    for group in consumer_groups(tx, &event.event_type).await? {
-        let key = queue::pending_key(
-            &event.event_type,
-            &group,
-            event.partition,
-            event.run_at,
-            &event.id,
-        );
-        tx.put(key, value.clone()).await?;
-    }
-    Ok(())
+fn decode_position(key: &[u8], bytes: Option<&[u8]>) -> Result<Option<u64>> {
+    bytes
+        .map(|b| {
+            <[u8; 8]>::try_from(b)
+                .map(u64::from_be_bytes)
+                .map_err(|_| crate::model::record::decode_error(key, "bad key position".into()))
+        })
+        .transpose()
+}
+
+/// Gives the next position of `partition_key` for `event_type`, due no earlier than `due`, and
+/// records it in `tx`.
+pub async fn claim_position<B: Backend>(
+    tx: &TitoTransaction<B>,
+    event_type: &str,
+    partition_key: &str,
+    due: u64,
+) -> Result<u64> {
+    let key = queue::keyseq_key(event_type, partition_key);
+    let last = decode_position(&key, tx.get(&key).await?.as_deref())?;
+    let position = next_position(last, due);
+    tx.put(key, position.to_be_bytes().to_vec()).await?;
+    Ok(position)
+}
+
+/// Writes `event` as pending for consumer group `group` at its position (`run_at`).
+pub async fn enqueue_for<B: Backend>(
+    tx: &TitoTransaction<B>,
+    group: &str,
+    event: &TitoEvent,
+) -> Result<()> {
+    let key = queue::pending_key(
+        &event.event_type,
+        group,
+        event.partition,
+        event.run_at,
+        &event.id,
+    );
+    tx.put(key, encode_event(event)?).await
 }
 
 /// Publishes the events `options` asks for, for every event type `record` declares.
+///
+/// One batched read fetches, for each event type, its group registry and the partition key's
+/// last position; then each event is written once per group.
 pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     tx: &TitoTransaction<B>,
     record: &T,
@@ -193,23 +248,53 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     let Some(action) = options.event else {
         return Ok(());
     };
-    let partition_key = record.partition_key();
-    let created_at = next_timestamp();
+    let mut types: Vec<String> = Vec::new();
     for config in record.get_events() {
+        if !types.contains(&config.name) {
+            types.push(config.name);
+        }
+    }
+    if types.is_empty() {
+        return Ok(());
+    }
+    let partition_key = record.partition_key();
+    let partition = partition_of(&partition_key);
+    let created_at = next_timestamp();
+    let due = options.run_at_micros.unwrap_or(created_at);
+    let keys: Vec<Vec<u8>> = types
+        .iter()
+        .flat_map(|t| [queue::groups_key(t), queue::keyseq_key(t, &partition_key)])
+        .collect();
+    let found = tx.batch_get(&keys).await?;
+    for ((event_type, keys), found) in types.into_iter().zip(keys.chunks(2)).zip(found.chunks(2)) {
+        let [groups_key, seq_key] = keys else {
+            continue;
+        };
+        let [groups, last] = found else {
+            return Err(TitoError::Backend("a batched read lost keys".into()));
+        };
+        let groups = decode_groups(groups_key, groups.as_deref())?;
+        let position = next_position(decode_position(seq_key, last.as_deref())?, due);
+        tx.put(seq_key.clone(), position.to_be_bytes().to_vec())
+            .await?;
         let event = TitoEvent {
             id: uuid::Uuid::now_v7().to_string(),
-            event_type: config.name,
+            event_type,
             action,
             entity: format!("{table}:{id}"),
             table: table.to_string(),
             record_id: id.to_string(),
-            partition: partition_of(&partition_key),
+            partition,
             partition_key: partition_key.clone(),
             payload: payload.clone(),
             created_at,
-            run_at: options.run_at_micros.unwrap_or(created_at),
+            run_at: position,
         };
-        enqueue(tx, &event).await?;
+        let value = encode_event(&event)?;
+        for group in &groups {
+            let key = queue::pending_key(&event.event_type, group, partition, position, &event.id);
+            tx.put(key, value.clone()).await?;
+        }
     }
     Ok(())
 }
@@ -235,6 +320,14 @@ mod tests {
         let a = next_timestamp();
         let b = next_timestamp();
         assert!(b > a);
+    }
+
+    #[test]
+    fn positions_follow_the_key_and_the_due_time() {
+        assert_eq!(next_position(None, 50), 50);
+        assert_eq!(next_position(Some(70), 50), 71);
+        assert_eq!(next_position(Some(70), 90), 90);
+        assert_eq!(next_position(Some(u64::MAX), 1), u64::MAX);
     }
 
     #[test]

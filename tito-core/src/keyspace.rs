@@ -13,7 +13,7 @@
 //! | `0x11` index | `str(table) str(index) values… str(id)` | empty |
 //! | `0x12` unique | `str(table) str(index) values…` | the id holding the value |
 //! | `0x13` manifest | `str(table) str(id)` | the record's index keys |
-//! | `0x20` queue | `str(event_type) …` | see [`queue`] |
+//! | `0x20` queue | `str(event_type) str(section) …` | events, leases, checkpoints: see [`queue`] |
 
 use crate::backend::KeyRange;
 use crate::codec::{self, Direction};
@@ -117,13 +117,39 @@ pub fn id_from_index_key(key: &[u8], prefix_len: usize) -> Option<String> {
 }
 
 /// Keys of the event queue; only the queue builds on these.
+///
+/// Everything of one event type lives under `0x20 str(event_type)`. Data of one consumer group
+/// lives under `str(section) str(group)`, so each section of a group is one contiguous range:
+///
+/// | section | rest of the key | value |
+/// |---|---|---|
+/// | `groups` | (none; not per group) | JSON array of the registered groups |
+/// | `keyseq` | `str(partition_key)` | u64 BE: the key's last position |
+/// | `pending` | `u64(partition) u64(position) str(event_id)` | the event |
+/// | `retry` | `u64(partition) str(park_key) u64(position) str(event_id)` | retry entry |
+/// | `dead` | `u64(partition) u64(position) str(event_id)` | dead letter |
+/// | `lease` | `u64(partition)` | partition lease |
+/// | `member` | `str(worker_id)` | worker membership |
+/// | `checkpoint` | `u64(partition)` | partition checkpoint |
+/// | `done` | `u64(handled_at) str(event_id)` | a handled event kept for retention |
 pub mod queue {
     use super::*;
+
+    /// Sections of a consumer group, each one contiguous range.
+    pub const GROUP_SECTIONS: [&str; 7] = [
+        "pending",
+        "retry",
+        "dead",
+        "lease",
+        "member",
+        "checkpoint",
+        "done",
+    ];
 
     /// The prefix of everything one consumer group of one event type owns, under `section`
     /// (a short fixed name such as `"pending"` or `"lease"`).
     pub fn group_prefix(event_type: &str, group: &str, section: &str) -> Vec<u8> {
-        let mut key = start(QUEUE, event_type, group.len() + section.len() + 4);
+        let mut key = start(QUEUE, event_type, group.len() + section.len() + 48);
         codec::put_str(&mut key, section, Direction::Asc);
         codec::put_str(&mut key, group, Direction::Asc);
         key
@@ -141,25 +167,204 @@ pub mod queue {
         type_prefix(event_type, "groups")
     }
 
-    /// The prefix of one partition's pending events of a consumer group.
-    pub fn pending_partition_prefix(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
-        let mut key = group_prefix(event_type, group, "pending");
+    /// The key holding the last position given to an event of `partition_key`.
+    pub fn keyseq_key(event_type: &str, partition_key: &str) -> Vec<u8> {
+        let mut key = type_prefix(event_type, "keyseq");
+        codec::put_str(&mut key, partition_key, Direction::Asc);
+        key
+    }
+
+    fn partition_prefix(event_type: &str, group: &str, section: &str, partition: u32) -> Vec<u8> {
+        let mut key = group_prefix(event_type, group, section);
         codec::put_u64(&mut key, u64::from(partition), Direction::Asc);
         key
     }
 
-    /// The key of a pending event: ordered by partition, then due time, then event id.
+    /// The prefix of one partition's pending events of a consumer group.
+    pub fn pending_partition_prefix(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
+        partition_prefix(event_type, group, "pending", partition)
+    }
+
+    /// The key of a pending event: ordered by partition, then position, then event id.
     pub fn pending_key(
         event_type: &str,
         group: &str,
         partition: u32,
-        due_micros: u64,
+        position: u64,
         event_id: &str,
     ) -> Vec<u8> {
         let mut key = pending_partition_prefix(event_type, group, partition);
-        codec::put_u64(&mut key, due_micros, Direction::Asc);
+        codec::put_u64(&mut key, position, Direction::Asc);
         codec::put_str(&mut key, event_id, Direction::Asc);
         key
+    }
+
+    /// The pending events of `partition` whose position is at most `up_to`.
+    pub fn pending_due_range(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        up_to: u64,
+    ) -> KeyRange {
+        let start = pending_partition_prefix(event_type, group, partition);
+        let mut end = start.clone();
+        match up_to.checked_add(1) {
+            Some(bound) => codec::put_u64(&mut end, bound, Direction::Asc),
+            None => return KeyRange::prefix(&start),
+        }
+        KeyRange::new(start, end)
+    }
+
+    /// The pending events of the partitions `[from, to)` of a consumer group.
+    pub fn pending_partitions_range(event_type: &str, group: &str, from: u32, to: u32) -> KeyRange {
+        KeyRange::new(
+            pending_partition_prefix(event_type, group, from),
+            pending_partition_prefix(event_type, group, to),
+        )
+    }
+
+    /// The partition of a key in a partitioned section (`pending`, `retry`, `dead`, `lease`,
+    /// `checkpoint`), given the length of its [`group_prefix`].
+    pub fn partition_in_key(key: &[u8], group_prefix_len: usize) -> Option<u32> {
+        match codec::take_value(key.get(group_prefix_len..)?, Direction::Asc).ok()? {
+            (codec::KeyValue::UInt(p), _) => u32::try_from(p).ok(),
+            _ => None,
+        }
+    }
+
+    /// The partition and position of a pending event key, given the length of its
+    /// [`group_prefix`].
+    pub fn pending_key_position(key: &[u8], group_prefix_len: usize) -> Option<(u32, u64)> {
+        let rest = key.get(group_prefix_len..)?;
+        let (partition, used) = codec::take_value(rest, Direction::Asc).ok()?;
+        let (position, _) = codec::take_value(rest.get(used..)?, Direction::Asc).ok()?;
+        match (partition, position) {
+            (codec::KeyValue::UInt(p), codec::KeyValue::UInt(position)) => {
+                Some((u32::try_from(p).ok()?, position))
+            }
+            _ => None,
+        }
+    }
+
+    /// The prefix of one partition's retry area.
+    pub fn retry_partition_prefix(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
+        partition_prefix(event_type, group, "retry", partition)
+    }
+
+    /// The prefix of the retry entries of one parked key of a partition.
+    pub fn retry_key_prefix(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        park_key: &str,
+    ) -> Vec<u8> {
+        let mut key = retry_partition_prefix(event_type, group, partition);
+        codec::put_str(&mut key, park_key, Direction::Asc);
+        key
+    }
+
+    /// The key of a retry entry: ordered by parked key, then position, then event id.
+    pub fn retry_key(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        park_key: &str,
+        position: u64,
+        event_id: &str,
+    ) -> Vec<u8> {
+        let mut key = retry_key_prefix(event_type, group, partition, park_key);
+        codec::put_u64(&mut key, position, Direction::Asc);
+        codec::put_str(&mut key, event_id, Direction::Asc);
+        key
+    }
+
+    /// The key of a dead letter.
+    pub fn dead_key(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        position: u64,
+        event_id: &str,
+    ) -> Vec<u8> {
+        let mut key = partition_prefix(event_type, group, "dead", partition);
+        codec::put_u64(&mut key, position, Direction::Asc);
+        codec::put_str(&mut key, event_id, Direction::Asc);
+        key
+    }
+
+    /// The key of a partition's lease.
+    pub fn lease_key(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
+        partition_prefix(event_type, group, "lease", partition)
+    }
+
+    /// The key announcing a live worker of a consumer group.
+    pub fn member_key(event_type: &str, group: &str, worker_id: &str) -> Vec<u8> {
+        let mut key = group_prefix(event_type, group, "member");
+        codec::put_str(&mut key, worker_id, Direction::Asc);
+        key
+    }
+
+    /// The key of a partition's checkpoint.
+    pub fn checkpoint_key(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
+        partition_prefix(event_type, group, "checkpoint", partition)
+    }
+
+    /// The key of a handled event kept for retention: ordered by handling time.
+    pub fn done_key(event_type: &str, group: &str, handled_at: u64, event_id: &str) -> Vec<u8> {
+        let mut key = group_prefix(event_type, group, "done");
+        codec::put_u64(&mut key, handled_at, Direction::Asc);
+        codec::put_str(&mut key, event_id, Direction::Asc);
+        key
+    }
+
+    /// The retained handled events handled before `before`.
+    pub fn done_before_range(event_type: &str, group: &str, before: u64) -> KeyRange {
+        let start = group_prefix(event_type, group, "done");
+        let mut end = start.clone();
+        codec::put_u64(&mut end, before, Direction::Asc);
+        KeyRange::new(start, end)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn due_range_holds_exactly_the_due_positions() {
+            let range = pending_due_range("user", "default", 7, 100);
+            assert!(range.contains(&pending_key("user", "default", 7, 100, "z")));
+            assert!(range.contains(&pending_key("user", "default", 7, 0, "")));
+            assert!(!range.contains(&pending_key("user", "default", 7, 101, "")));
+            assert!(!range.contains(&pending_key("user", "default", 8, 1, "")));
+            assert!(
+                pending_due_range("user", "default", 7, u64::MAX).contains(&pending_key(
+                    "user",
+                    "default",
+                    7,
+                    u64::MAX,
+                    "a"
+                ))
+            );
+        }
+
+        #[test]
+        fn partition_is_read_back_from_keys() {
+            let prefix_len = group_prefix("user", "g", "pending").len();
+            let key = pending_key("user", "g", 1023, 5, "e");
+            assert_eq!(partition_in_key(&key, prefix_len), Some(1023));
+            assert_eq!(pending_key_position(&key, prefix_len), Some((1023, 5)));
+            let range = pending_partitions_range("user", "g", 3, 5);
+            assert!(range.contains(&pending_key("user", "g", 4, u64::MAX, "e")));
+            assert!(!range.contains(&pending_key("user", "g", 5, 0, "")));
+        }
+
+        #[test]
+        fn groups_and_sections_never_overlap() {
+            let a = KeyRange::prefix(&group_prefix("user", "a", "pending"));
+            assert!(!a.contains(&pending_key("user", "ab", 0, 0, "")));
+            assert!(!a.contains(&retry_key("user", "a", 0, "k", 0, "")));
+            assert!(!KeyRange::prefix(&groups_key("user")).contains(&keyseq_key("user", "k")));
+        }
     }
 }
 

@@ -1,0 +1,88 @@
+//! Event handlers as the worker stores them, and the guard that turns a panicking handler into
+//! an ordinary failure, so a panic is retried and dead-lettered like an error instead of killing
+//! the worker.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tito_core::{Backend, TitoError, TitoEvent, TitoTransaction};
+
+/// A boxed, sendable future: the return type of queue handlers.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The future a handler returns.
+pub type HandlerFuture = BoxFuture<'static, Result<(), TitoError>>;
+
+type PlainFn = dyn Fn(TitoEvent) -> HandlerFuture + Send + Sync;
+type TransactionalFn<B> = dyn Fn(TitoEvent, TitoTransaction<B>) -> HandlerFuture + Send + Sync;
+
+/// The two kinds of handler a worker runs.
+pub(crate) enum Handler<B: Backend> {
+    /// Handles events; the worker acknowledges them in batches afterwards.
+    Plain(Arc<PlainFn>),
+    /// Handles an event inside the transaction that acknowledges it.
+    Transactional(Arc<TransactionalFn<B>>),
+}
+
+impl<B: Backend> Clone for Handler<B> {
+    fn clone(&self) -> Self {
+        match self {
+            Handler::Plain(f) => Handler::Plain(f.clone()),
+            Handler::Transactional(f) => Handler::Transactional(f.clone()),
+        }
+    }
+}
+
+/// Runs a handler: its error, or its panic (while building or polling its future), becomes
+/// `Err(message)`.
+pub(crate) async fn run_guarded(make: impl FnOnce() -> HandlerFuture) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(make)) {
+        Ok(future) => CatchUnwind(future).await,
+        Err(panic) => Err(panic_message(panic)),
+    }
+}
+
+/// Polls a handler future, catching a panic of any poll.
+struct CatchUnwind(HandlerFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(|e| e.to_string())),
+            Err(panic) => Poll::Ready(Err(panic_message(panic))),
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_string());
+    format!("handler panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn panics_and_errors_become_failures() {
+        let ok = run_guarded(|| Box::pin(async { Ok(()) })).await;
+        assert_eq!(ok, Ok(()));
+        let err = run_guarded(|| Box::pin(async { Err(TitoError::custom("nope")) })).await;
+        assert_eq!(err, Err("nope".to_string()));
+        let polled = run_guarded(|| Box::pin(async { panic!("boom") })).await;
+        assert_eq!(polled, Err("handler panicked: boom".to_string()));
+        let built = run_guarded(|| panic!("early {}", 1)).await;
+        assert_eq!(built, Err("handler panicked: early 1".to_string()));
+    }
+}

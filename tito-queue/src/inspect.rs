@@ -1,0 +1,180 @@
+//! Reading the state of a consumer group: lag, checkpoints and dead letters, and replaying dead
+//! letters.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use tito_core::backend::{KeyRange, key_after};
+use tito_core::event::{self, micros_since_epoch};
+use tito_core::keyspace::queue as keys;
+use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
+
+use crate::queue::{PAGE, TitoQueue};
+use crate::stored::{Checkpoint, DeadLetter};
+
+/// How far behind a consumer group is on one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: u32,
+    /// Events waiting to be handled, scheduled ones included.
+    pub pending: u64,
+    /// Events of parked keys, in the retry area.
+    pub retrying: u64,
+    /// How long the oldest due pending event has been due.
+    pub oldest_age: Duration,
+}
+
+/// Visits every pair of `range` in a snapshot, page by page.
+async fn for_each<B: Backend>(
+    tx: &TitoTransaction<B>,
+    range: KeyRange,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), TitoError>,
+) -> Result<(), TitoError> {
+    let mut range = range;
+    loop {
+        let rows = tx.scan(range.clone(), PAGE).await?;
+        for (key, value) in &rows {
+            visit(key, value)?;
+        }
+        match rows.last() {
+            Some((last, _)) if rows.len() == PAGE => range.start = key_after(last),
+            _ => return Ok(()),
+        }
+    }
+}
+
+impl<B: Backend> TitoQueue<B> {
+    /// Per partition with work left: pending and retrying counts and the age of the oldest due
+    /// event. Reads every waiting event's key: cost grows with the backlog.
+    pub async fn lag(&self, event_type: &str, group: &str) -> Result<Vec<PartitionLag>, TitoError> {
+        let now = micros_since_epoch(SystemTime::now());
+        let tx = self.engine.snapshot().await?;
+        let mut lag: BTreeMap<u32, PartitionLag> = BTreeMap::new();
+        let pending = keys::group_prefix(event_type, group, "pending");
+        for_each(&tx, KeyRange::prefix(&pending), |key, _| {
+            let (partition, position) =
+                keys::pending_key_position(key, pending.len()).ok_or_else(|| bad_key(key))?;
+            let entry = lag.entry(partition).or_insert(PartitionLag {
+                partition,
+                ..PartitionLag::default()
+            });
+            entry.pending += 1;
+            let age = Duration::from_micros(now.saturating_sub(position));
+            entry.oldest_age = entry.oldest_age.max(age);
+            Ok(())
+        })
+        .await?;
+        let retry = keys::group_prefix(event_type, group, "retry");
+        for_each(&tx, KeyRange::prefix(&retry), |key, _| {
+            let partition = keys::partition_in_key(key, retry.len()).ok_or_else(|| bad_key(key))?;
+            lag.entry(partition)
+                .or_insert(PartitionLag {
+                    partition,
+                    ..PartitionLag::default()
+                })
+                .retrying += 1;
+            Ok(())
+        })
+        .await?;
+        Ok(lag.into_values().collect())
+    }
+
+    /// The checkpoints of a consumer group, one per partition that ever handled an event.
+    pub async fn checkpoints(
+        &self,
+        event_type: &str,
+        group: &str,
+    ) -> Result<Vec<Checkpoint>, TitoError> {
+        let tx = self.engine.snapshot().await?;
+        let mut out = Vec::new();
+        let range = KeyRange::prefix(&keys::group_prefix(event_type, group, "checkpoint"));
+        for_each(&tx, range, |key, value| {
+            out.push(Checkpoint::decode(key, value)?);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Up to `limit` dead letters of a consumer group, by partition then position.
+    pub async fn dead_letters(
+        &self,
+        event_type: &str,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, TitoError> {
+        let tx = self.engine.snapshot().await?;
+        let range = KeyRange::prefix(&keys::group_prefix(event_type, group, "dead"));
+        tx.scan(range, limit)
+            .await?
+            .iter()
+            .map(|(key, value)| DeadLetter::decode(key, value))
+            .collect()
+    }
+
+    /// Puts a dead letter back in its group's queue, after the latest event of its partition
+    /// key, with fresh attempts. Returns `false` if it was already replayed or removed.
+    pub async fn replay_dead_letter(&self, dead: &DeadLetter) -> Result<bool, TitoError> {
+        self.engine
+            .transaction_with_retry(RetryPolicy::default(), |tx| async move {
+                replay(&tx, dead).await
+            })
+            .await
+    }
+
+    /// Replays every dead letter of a consumer group; returns how many.
+    pub async fn replay_dead_letters(
+        &self,
+        event_type: &str,
+        group: &str,
+    ) -> Result<usize, TitoError> {
+        let mut total = 0;
+        loop {
+            let page = self.dead_letters(event_type, group, PAGE).await?;
+            let replayed = self
+                .engine
+                .transaction_with_retry(RetryPolicy::default(), |tx| {
+                    let page = &page;
+                    async move {
+                        let mut replayed = 0;
+                        for dead in page {
+                            replayed += usize::from(replay(&tx, dead).await?);
+                        }
+                        Ok::<_, TitoError>(replayed)
+                    }
+                })
+                .await?;
+            total += replayed;
+            if page.len() < PAGE {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+async fn replay<B: Backend>(tx: &TitoTransaction<B>, dead: &DeadLetter) -> Result<bool, TitoError> {
+    let mut event = dead.event.clone();
+    let key = keys::dead_key(
+        &event.event_type,
+        &dead.group,
+        event.partition,
+        event.run_at,
+        &event.id,
+    );
+    if tx.get(&key).await?.is_none() {
+        return Ok(false);
+    }
+    tx.delete(key).await?;
+    let now = micros_since_epoch(SystemTime::now());
+    event.run_at = event::claim_position(tx, &event.event_type, &event.partition_key, now).await?;
+    event::enqueue_for(tx, &dead.group, &event).await?;
+    Ok(true)
+}
+
+fn bad_key(key: &[u8]) -> TitoError {
+    TitoError::Decode {
+        key: tito_core::keyspace::display_key(key),
+        reason: "not a queue key".into(),
+    }
+}

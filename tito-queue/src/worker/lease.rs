@@ -1,0 +1,427 @@
+//! Heartbeats: membership, partition assignment and lease changes.
+//!
+//! Each heartbeat announces the worker as a member of its group, reads the live members and
+//! the leases, and computes the partitions this worker should hold by rendezvous hashing: each
+//! partition goes to the live member (whose range covers it) with the highest hash of
+//! (member, partition). Workers reading the same members agree without talking to each other,
+//! and a member joining or leaving moves only its share. The worker then, in one transaction,
+//! renews the leases it keeps, releases those it should not hold (once idle) and takes free or
+//! expired ones it should. Every lease write re-reads the lease in its transaction, and a taken
+//! lease gets the next fencing token, so an older holder can no longer acknowledge.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::SystemTime;
+
+use tito_core::backend::KeyRange;
+use tito_core::event::{PARTITIONS, micros_since_epoch};
+use tito_core::keyspace::queue as keys;
+use tito_core::{Backend, TitoError, TitoTransaction};
+use tracing::{debug, warn};
+
+use super::runtime::Runtime;
+use super::state::Held;
+use crate::stored::{Member, PartitionLease};
+
+/// Lease transactions retried on conflict before waiting for the next heartbeat.
+const ATTEMPTS: u32 = 3;
+
+pub(crate) fn now_micros() -> u64 {
+    micros_since_epoch(SystemTime::now())
+}
+
+pub(crate) fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What one heartbeat changes.
+#[derive(Debug, Default)]
+struct Plan {
+    renew: Vec<(u32, u64)>,
+    release: Vec<(u32, u64)>,
+    acquire: Vec<u32>,
+    /// Held partitions with a task running whose lease needs renewing.
+    renew_busy: Vec<(u32, u64)>,
+}
+
+/// One heartbeat; `active == false` (paused or stopping) releases everything idle.
+pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Result<(), TitoError> {
+    let s = &rt.settings;
+    let now = now_micros();
+    let ttl = micros(s.lease_ttl);
+    let (members, leases) = read_view(rt).await?;
+    let targets = if active {
+        assign(
+            &s.worker_id,
+            s.partitions.start,
+            s.partitions.end,
+            &members,
+            now,
+        )
+    } else {
+        BTreeSet::new()
+    };
+    let plan = {
+        let mut state = rt.state.lock();
+        let mut lost = Vec::new();
+        for (&p, held) in &state.held {
+            if !leases
+                .get(&p)
+                .is_some_and(|l| l.is_held_by(&s.worker_id, held.token))
+            {
+                lost.push((p, held.token));
+            }
+        }
+        for (p, token) in lost {
+            debug!(partition = p, "queue lease lost");
+            state.forget(p, token);
+        }
+        let mut plan = Plan::default();
+        for (&p, held) in &state.held {
+            let busy = state.busy.contains(&p);
+            match (busy, targets.contains(&p)) {
+                (false, true) => plan.renew.push((p, held.token)),
+                (false, false) => plan.release.push((p, held.token)),
+                (true, _) if held.expires_at < now.saturating_add(ttl / 2) => {
+                    plan.renew_busy.push((p, held.token));
+                }
+                (true, _) => {}
+            }
+        }
+        for &p in &targets {
+            let takeable = leases
+                .get(&p)
+                .is_none_or(|l| l.is_free(now) || l.owner == s.worker_id);
+            if !state.held.contains_key(&p) && takeable {
+                plan.acquire.push(p);
+            }
+        }
+        plan
+    };
+    let mut result = Ok(());
+    for attempt in 1..=ATTEMPTS {
+        let tx = rt.engine.begin().await?;
+        let outcome = apply(rt, &tx, &plan, active, now, ttl).await;
+        match finish(&tx, outcome).await {
+            Ok(changes) => {
+                record(rt, changes, now.saturating_add(ttl));
+                result = Ok(());
+                break;
+            }
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                tokio::time::sleep(s.retry.delay(attempt).min(s.heartbeat() / 4)).await;
+                result = Err(e);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    for (p, token) in plan.renew_busy {
+        // Races with the partition's own acknowledgement, which renews the lease as well.
+        if let Err(e) = renew_one(rt, p, token, now.saturating_add(ttl)).await {
+            debug!(partition = p, error = %e, "renewing a busy lease failed");
+        }
+    }
+    if active && let Some(keep) = s.retention {
+        if let Err(e) = prune_done(rt, now.saturating_sub(micros(keep))).await {
+            warn!(error = %e, "pruning retained queue events failed");
+        }
+    }
+    result
+}
+
+/// Live members and this worker's range of leases, from one snapshot.
+async fn read_view<B: Backend>(
+    rt: &Runtime<B>,
+) -> Result<(Vec<(String, Member)>, HashMap<u32, PartitionLease>), TitoError> {
+    let s = &rt.settings;
+    let tx = rt.engine.snapshot().await?;
+    let member_prefix = keys::group_prefix(&s.event_type, &s.group, "member");
+    let mut members = Vec::new();
+    for (key, value) in tx.scan(KeyRange::prefix(&member_prefix), 100_000).await? {
+        let id = tito_core::codec::take_value(&key[member_prefix.len()..], Default::default())
+            .ok()
+            .and_then(|(v, _)| match v {
+                tito_core::codec::KeyValue::Str(id) => Some(id),
+                _ => None,
+            });
+        match (id, Member::decode(&key, &value)) {
+            (Some(id), Ok(member)) => members.push((id, member)),
+            _ => {
+                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt member entry")
+            }
+        }
+    }
+    let lease_prefix_len = keys::group_prefix(&s.event_type, &s.group, "lease").len();
+    let range = KeyRange::new(
+        keys::lease_key(&s.event_type, &s.group, s.partitions.start),
+        keys::lease_key(&s.event_type, &s.group, s.partitions.end.min(PARTITIONS)),
+    );
+    let mut leases = HashMap::new();
+    for (key, value) in tx.scan(range, PARTITIONS as usize).await? {
+        if let Some(p) = keys::partition_in_key(&key, lease_prefix_len) {
+            leases.insert(p, PartitionLease::decode(&key, &value)?);
+        }
+    }
+    Ok((members, leases))
+}
+
+/// The partitions of `[start, end)` that rendezvous hashing gives to `me` among the live members.
+fn assign(me: &str, start: u32, end: u32, members: &[(String, Member)], now: u64) -> BTreeSet<u32> {
+    let live: Vec<(&str, u32, u32)> = members
+        .iter()
+        .filter(|(id, m)| id != me && m.expires_at > now)
+        .map(|(id, m)| (id.as_str(), m.start, m.end))
+        .chain([(me, start, end)])
+        .collect();
+    (start..end.min(PARTITIONS))
+        .filter(|&p| {
+            live.iter()
+                .filter(|(_, from, to)| (*from..*to).contains(&p))
+                .max_by_key(|(id, _, _)| (score(id, p), *id))
+                .is_some_and(|(id, _, _)| *id == me)
+        })
+        .collect()
+}
+
+/// A well-mixed hash of (member, partition): FNV-1a, then the splitmix64 finalizer.
+fn score(member: &str, partition: u32) -> u64 {
+    let mut h = member
+        .bytes()
+        .chain(partition.to_be_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Lease changes a heartbeat committed.
+#[derive(Debug, Default)]
+struct Changes {
+    renewed: Vec<(u32, u64)>,
+    acquired: Vec<(u32, u64)>,
+    dropped: Vec<(u32, u64)>,
+}
+
+async fn apply<B: Backend>(
+    rt: &Runtime<B>,
+    tx: &TitoTransaction<B>,
+    plan: &Plan,
+    active: bool,
+    now: u64,
+    ttl: u64,
+) -> Result<Changes, TitoError> {
+    let s = &rt.settings;
+    let expires_at = now.saturating_add(ttl);
+    let member_key = keys::member_key(&s.event_type, &s.group, &s.worker_id);
+    if active {
+        let member = Member {
+            expires_at,
+            start: s.partitions.start,
+            end: s.partitions.end,
+        };
+        tx.put(member_key, member.encode()).await?;
+    } else {
+        tx.delete(member_key).await?;
+    }
+    let partitions: Vec<u32> = (plan.renew.iter().chain(&plan.release))
+        .map(|(p, _)| *p)
+        .chain(plan.acquire.iter().copied())
+        .collect();
+    let lease_keys: Vec<Vec<u8>> = partitions
+        .iter()
+        .map(|&p| keys::lease_key(&s.event_type, &s.group, p))
+        .collect();
+    let found = tx.batch_get(&lease_keys).await?;
+    let mut stored = HashMap::new();
+    for ((p, key), value) in partitions.iter().zip(&lease_keys).zip(found) {
+        if let Some(bytes) = value {
+            stored.insert(*p, PartitionLease::decode(key, &bytes)?);
+        }
+    }
+    let me = &s.worker_id;
+    let mut changes = Changes::default();
+    let write = |p: u32, lease: PartitionLease| {
+        tx.put(keys::lease_key(&s.event_type, &s.group, p), lease.encode())
+    };
+    for &(p, token) in &plan.renew {
+        if stored.get(&p).is_some_and(|l| l.is_held_by(me, token)) {
+            write(
+                p,
+                PartitionLease {
+                    owner: me.clone(),
+                    token,
+                    expires_at,
+                },
+            )
+            .await?;
+            changes.renewed.push((p, token));
+        } else {
+            changes.dropped.push((p, token));
+        }
+    }
+    for &(p, token) in &plan.release {
+        if stored.get(&p).is_some_and(|l| l.is_held_by(me, token)) {
+            write(
+                p,
+                PartitionLease {
+                    owner: String::new(),
+                    token,
+                    expires_at: 0,
+                },
+            )
+            .await?;
+            debug!(partition = p, "queue lease released");
+        }
+        changes.dropped.push((p, token));
+    }
+    for &p in &plan.acquire {
+        let current = stored.get(&p);
+        if current.is_none_or(|l| l.is_free(now) || &l.owner == me) {
+            let token = current.map_or(1, |l| l.token.saturating_add(1));
+            write(
+                p,
+                PartitionLease {
+                    owner: me.clone(),
+                    token,
+                    expires_at,
+                },
+            )
+            .await?;
+            changes.acquired.push((p, token));
+        }
+    }
+    Ok(changes)
+}
+
+async fn finish<B: Backend, T>(
+    tx: &TitoTransaction<B>,
+    outcome: Result<T, TitoError>,
+) -> Result<T, TitoError> {
+    match outcome {
+        Ok(value) => tx.commit().await.map(|()| value),
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {
+    let mut state = rt.state.lock();
+    for (p, token) in changes.dropped {
+        state.forget(p, token);
+    }
+    for (p, token) in changes.renewed {
+        if let Some(held) = state.held.get_mut(&p).filter(|h| h.token == token) {
+            held.expires_at = expires_at;
+        }
+    }
+    for (p, token) in changes.acquired {
+        debug!(partition = p, token, "queue lease acquired");
+        state.held.insert(p, Held { token, expires_at });
+        state.parked.remove(&p);
+    }
+}
+
+async fn renew_one<B: Backend>(
+    rt: &Runtime<B>,
+    partition: u32,
+    token: u64,
+    expires_at: u64,
+) -> Result<(), TitoError> {
+    let s = &rt.settings;
+    let key = keys::lease_key(&s.event_type, &s.group, partition);
+    let tx = rt.engine.begin().await?;
+    let outcome = async {
+        let bytes = tx.get(&key).await?;
+        let held = match bytes {
+            Some(bytes) => PartitionLease::decode(&key, &bytes)?.is_held_by(&s.worker_id, token),
+            None => false,
+        };
+        if held {
+            let lease = PartitionLease {
+                owner: s.worker_id.clone(),
+                token,
+                expires_at,
+            };
+            tx.put(key.clone(), lease.encode()).await?;
+        }
+        Ok(held)
+    }
+    .await;
+    if finish(&tx, outcome).await? {
+        if let Some(h) = rt
+            .state
+            .lock()
+            .held
+            .get_mut(&partition)
+            .filter(|h| h.token == token)
+        {
+            h.expires_at = h.expires_at.max(expires_at);
+        }
+    }
+    Ok(())
+}
+
+/// Removes retained handled events older than `before`, a page per heartbeat.
+async fn prune_done<B: Backend>(rt: &Runtime<B>, before: u64) -> Result<(), TitoError> {
+    let s = &rt.settings;
+    let queue = crate::TitoQueue {
+        engine: rt.engine.clone(),
+    };
+    queue
+        .delete_page(keys::done_before_range(&s.event_type, &s.group, before))
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(end: u32) -> Member {
+        Member {
+            expires_at: u64::MAX,
+            start: 0,
+            end,
+        }
+    }
+
+    #[test]
+    fn members_split_partitions_without_overlap_or_gaps() {
+        let members = vec![
+            ("a".to_string(), member(1024)),
+            ("b".to_string(), member(1024)),
+        ];
+        let a = assign("a", 0, 1024, &members, 0);
+        let b = assign("b", 0, 1024, &members, 0);
+        assert!(a.is_disjoint(&b));
+        assert_eq!(a.len() + b.len(), 1024);
+        assert!(a.len() > 400 && b.len() > 400, "{} / {}", a.len(), b.len());
+    }
+
+    #[test]
+    fn expired_members_and_foreign_ranges_do_not_count() {
+        let mut gone = member(1024);
+        gone.expires_at = 5;
+        let members = vec![
+            ("b".to_string(), gone),
+            (
+                "c".to_string(),
+                Member {
+                    expires_at: u64::MAX,
+                    start: 512,
+                    end: 1024,
+                },
+            ),
+        ];
+        let a = assign("a", 0, 512, &members, 10);
+        assert_eq!(a.len(), 512);
+    }
+}

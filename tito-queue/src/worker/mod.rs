@@ -1,0 +1,269 @@
+//! Workers: the builder that configures one, and the handle that stops it.
+//!
+//! A worker consumes one event type for one consumer group. Workers sharing a backend split the
+//! 1024 partitions among themselves through leases stored next to the events (see [`lease`]),
+//! sweep the pending events of the partitions they hold ([`sweep`]), and handle each partition's
+//! events in order on a task of their own ([`partition`]), acknowledging them in fenced
+//! transactions ([`ack`]).
+
+mod ack;
+mod lease;
+mod partition;
+mod runtime;
+mod state;
+mod sweep;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tito_core::event::{DEFAULT_GROUP, PARTITIONS};
+use tito_core::{Backend, Embedded, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::PartitionConfig;
+use crate::handler::{Handler, HandlerFuture};
+use crate::queue::TitoQueue;
+
+/// Everything that tunes a worker; see the [`Worker`] methods for each field.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub event_type: String,
+    pub group: String,
+    pub worker_id: String,
+    pub partitions: PartitionConfig,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub lease_ttl: Duration,
+    pub heartbeat: Option<Duration>,
+    pub strict: bool,
+    pub retention: Option<Duration>,
+    pub batch_size: usize,
+    pub poll_interval: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// How often leases and membership are renewed: the set interval, or a third of the TTL.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+            .unwrap_or(self.lease_ttl / 3)
+            .max(Duration::from_millis(1))
+    }
+}
+
+/// The retry policy of handlers unless [`Worker::retry`] sets one: 10 attempts, 100 ms doubling
+/// up to one minute, with jitter.
+pub const DEFAULT_HANDLER_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 10,
+    base_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(60),
+};
+
+/// Configures and starts a worker: `Worker::new(queue, "user").group("billing").run(handler)`.
+pub struct Worker<B: Backend = Embedded> {
+    queue: Arc<TitoQueue<B>>,
+    settings: Settings,
+    leader: Option<Arc<AtomicBool>>,
+    shutdown: Option<broadcast::Receiver<()>>,
+}
+
+impl<B: Backend> Worker<B> {
+    /// A worker for `event_type` in the default group, on all partitions, with defaults: lease
+    /// TTL 10 s, concurrency 4, batches of 256, polling every 50 ms, shutdown timeout 30 s,
+    /// [`DEFAULT_HANDLER_RETRY`], handled events deleted at once.
+    pub fn new(queue: Arc<TitoQueue<B>>, event_type: impl Into<String>) -> Self {
+        Worker {
+            queue,
+            settings: Settings {
+                event_type: event_type.into(),
+                group: DEFAULT_GROUP.to_string(),
+                worker_id: uuid::Uuid::new_v4().to_string(),
+                partitions: PartitionConfig {
+                    start: 0,
+                    end: PARTITIONS,
+                },
+                concurrency: 4,
+                retry: DEFAULT_HANDLER_RETRY,
+                lease_ttl: Duration::from_secs(10),
+                heartbeat: None,
+                strict: false,
+                retention: None,
+                batch_size: 256,
+                poll_interval: Duration::from_millis(50),
+                shutdown_timeout: Duration::from_secs(30),
+            },
+            leader: None,
+            shutdown: None,
+        }
+    }
+
+    /// The consumer group; registered when the worker starts. Each group sees every event.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.settings.group = group.into();
+        self
+    }
+
+    /// The worker's id in leases; unique per running worker. A worker restarted with the same
+    /// id takes its unexpired leases back at once instead of waiting for them to expire.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.settings.worker_id = id.into();
+        self
+    }
+
+    /// The partitions this worker may take (default: all 1024).
+    pub fn partitions(mut self, partitions: PartitionConfig) -> Self {
+        self.settings.partitions = partitions;
+        self
+    }
+
+    /// How many partitions are handled at once (at least 1).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Attempts and backoff of a failing handler; after the last attempt the event becomes a
+    /// dead letter.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.settings.retry = policy;
+        self
+    }
+
+    /// How long a lease lasts without renewal: a stopped worker's partitions are taken over
+    /// after this long. Heartbeats run every third of it unless [`heartbeat`](Self::heartbeat)
+    /// is set.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.lease_ttl = ttl;
+        self
+    }
+
+    /// How often leases and membership are renewed and rebalanced.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.settings.heartbeat = Some(every);
+        self
+    }
+
+    /// Strict order: a failing event blocks its whole partition instead of only its key.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.settings.strict = strict;
+        self
+    }
+
+    /// Keeps handled events for `keep` (readable under the group's `done` keys), then removes
+    /// them. Without it, handled events are removed when acknowledged.
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.settings.retention = Some(keep);
+        self
+    }
+
+    /// Most events read and acknowledged together per partition (at least 1).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.settings.batch_size = size.max(1);
+        self
+    }
+
+    /// How long an idle worker waits before looking for new events.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.settings.poll_interval = every;
+        self
+    }
+
+    /// How long shutdown waits for in-flight events before abandoning them (they stay pending).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// A flag that pauses the worker while `false`: it releases its leases and takes no events.
+    pub fn leader_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.leader = Some(flag);
+        self
+    }
+
+    /// Stops the worker gracefully when a message arrives (or the sender is dropped).
+    pub fn shutdown_on(mut self, receiver: broadcast::Receiver<()>) -> Self {
+        self.shutdown = Some(receiver);
+        self
+    }
+
+    /// Starts the worker with `handler`; events are acknowledged in batches after it returns.
+    pub fn run<H>(self, handler: H) -> WorkerHandle
+    where
+        H: Fn(TitoEvent) -> HandlerFuture + Send + Sync + 'static,
+    {
+        self.start(Handler::Plain(Arc::new(handler)))
+    }
+
+    /// Starts the worker with a handler that receives the transaction acknowledging its event:
+    /// its writes commit if and only if the event is acknowledged. Do not commit it yourself.
+    pub fn run_transactional<H>(self, handler: H) -> WorkerHandle
+    where
+        H: Fn(TitoEvent, TitoTransaction<B>) -> HandlerFuture + Send + Sync + 'static,
+    {
+        self.start(Handler::Transactional(Arc::new(handler)))
+    }
+
+    fn start(self, handler: Handler<B>) -> WorkerHandle {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let id = self.settings.worker_id.clone();
+        let runtime = runtime::Runtime::new(self.queue.engine.clone(), self.settings, handler);
+        let join = tokio::spawn(runtime.run(self.leader, self.shutdown, stop_rx));
+        WorkerHandle {
+            id,
+            stop: stop_tx,
+            join,
+        }
+    }
+}
+
+/// A running worker. Await it to wait for the worker to end.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    id: String,
+    stop: watch::Sender<bool>,
+    join: JoinHandle<Result<(), TitoError>>,
+}
+
+impl WorkerHandle {
+    /// The worker's id, as written in its leases.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Asks the worker to stop gracefully: take no new events, finish in-flight ones (up to
+    /// the shutdown timeout), release its leases. Await the handle to wait for it.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Stops the worker and waits until it has ended.
+    pub async fn shutdown(self) -> Result<(), TitoError> {
+        self.stop();
+        self.await
+    }
+
+    /// Kills the worker at once, as a crash would: in-flight events are abandoned (they stay
+    /// pending) and its leases are left to expire.
+    pub fn abort(&self) {
+        self.join.abort();
+    }
+}
+
+impl Future for WorkerHandle {
+    type Output = Result<(), TitoError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.join)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(result) => result,
+                Err(e) if e.is_cancelled() => Ok(()),
+                Err(e) => Err(TitoError::custom(format!("worker task failed: {e}"))),
+            })
+    }
+}

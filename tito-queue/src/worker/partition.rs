@@ -1,0 +1,373 @@
+//! Handling one partition's batch, in order, on its own task.
+//!
+//! First the parked keys whose head is due: each key's retry entries are handled in position
+//! order until one fails again (it stays the head, with a later due time) or the key's retry
+//! area is empty (the key is unparked). Then the pending events: an event of a parked key is
+//! moved to the retry area behind its head instead of being handled, so a key's events are
+//! always handled in position (= commit) order while other keys keep flowing. A first failure
+//! parks its key; the last allowed failure makes the event a dead letter and lets the key go
+//! on. In strict mode a parked key holds back the whole partition.
+//!
+//! The work is acknowledged in one fenced transaction at the end (or, for a transactional
+//! handler, in each handler's own transaction). If an acknowledgement fails, nothing of it
+//! happened: the events are still where they were and will be handled again (at least once),
+//! and the cached parked keys of the partition are dropped so they are read again.
+
+use std::sync::Arc;
+
+use tito_core::backend::{KeyRange, KvPair, key_after};
+use tito_core::event::{decode_event, encode_event};
+use tito_core::keyspace::queue as keys;
+use tito_core::{Backend, TitoError, TitoEvent};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use super::ack::{AckBatch, AckError, acknowledge};
+use super::lease::now_micros;
+use super::runtime::Runtime;
+use super::state::Parked;
+use crate::handler::{Handler, run_guarded};
+use crate::stored::{DeadLetter, RetryEntry};
+
+/// Acknowledgements retried on a conflict before the batch is given up (and redelivered).
+const ACK_ATTEMPTS: u32 = 5;
+
+/// Why a batch stopped early.
+enum Stop {
+    /// Another worker holds the partition now.
+    LeaseLost,
+    /// The store failed; the partition's work will be read again.
+    Failed(TitoError),
+}
+
+impl From<TitoError> for Stop {
+    fn from(e: TitoError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// The outcome of one handler call.
+enum Handled {
+    Ok,
+    Failed(String),
+}
+
+/// Removes the partition from the busy set when the task ends, however it ends.
+struct BusyGuard<B: Backend>(Arc<Runtime<B>>, u32);
+
+impl<B: Backend> Drop for BusyGuard<B> {
+    fn drop(&mut self) {
+        self.0.state.lock().busy.remove(&self.1);
+    }
+}
+
+/// Handles a partition's due retries and its `rows` of pending events, then acknowledges.
+pub(crate) async fn process<B: Backend>(
+    rt: Arc<Runtime<B>>,
+    partition: u32,
+    token: u64,
+    rows: Vec<KvPair>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _busy = BusyGuard(rt.clone(), partition);
+    let span = debug_span!(
+        "tito.queue.batch",
+        event_type = %rt.settings.event_type,
+        group = %rt.settings.group,
+        partition,
+        pending = rows.len()
+    );
+    let mut run = PartitionRun {
+        rt: rt.clone(),
+        partition,
+        token,
+        parked: Parked::new(),
+        batch: AckBatch::default(),
+    };
+    let outcome = run.execute(rows).instrument(span).await;
+    let mut state = rt.state.lock();
+    match outcome {
+        Ok(()) if state.holds(partition, token) => {
+            state.parked.insert(partition, run.parked);
+        }
+        Ok(()) => {}
+        Err(Stop::LeaseLost) => {
+            debug!(
+                partition,
+                "queue lease lost before acknowledging; events stay pending"
+            );
+            state.forget(partition, token);
+        }
+        Err(Stop::Failed(e)) => {
+            warn!(partition, error = %e, "queue batch not acknowledged; it will be handled again");
+            state.parked.remove(&partition);
+        }
+    }
+}
+
+struct PartitionRun<B: Backend> {
+    rt: Arc<Runtime<B>>,
+    partition: u32,
+    token: u64,
+    /// Parked keys as they will be once `batch` is acknowledged.
+    parked: Parked,
+    /// Writes not acknowledged yet.
+    batch: AckBatch,
+}
+
+impl<B: Backend> PartitionRun<B> {
+    async fn execute(&mut self, rows: Vec<KvPair>) -> Result<(), Stop> {
+        self.load_parked().await?;
+        self.handle_due_retries().await?;
+        self.handle_pending(rows).await?;
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.acknowledge_with_retry(&batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The parked keys: cached, or read from the retry area (first entry of a key = its head).
+    async fn load_parked(&mut self) -> Result<(), Stop> {
+        if let Some(parked) = self.rt.state.lock().parked.get(&self.partition) {
+            self.parked = parked.clone();
+            return Ok(());
+        }
+        let s = &self.rt.settings;
+        let snapshot = self.rt.engine.snapshot().await?;
+        let mut range = KeyRange::prefix(&keys::retry_partition_prefix(
+            &s.event_type,
+            &s.group,
+            self.partition,
+        ));
+        loop {
+            let rows = snapshot.scan(range.clone(), 1_000).await?;
+            for (key, value) in &rows {
+                let entry = RetryEntry::decode(key, value)?;
+                self.parked
+                    .entry(entry.event.partition_key)
+                    .or_insert(entry.next_at);
+            }
+            match rows.last() {
+                Some((last, _)) if rows.len() == 1_000 => range.start = key_after(last),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn handle_due_retries(&mut self) -> Result<(), Stop> {
+        let now = now_micros();
+        let due: Vec<String> = (self.parked.iter())
+            .filter(|(_, due)| **due <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let rt = self.rt.clone();
+        let s = &rt.settings;
+        let snapshot = rt.engine.snapshot().await?;
+        for park_key in due {
+            let prefix = keys::retry_key_prefix(&s.event_type, &s.group, self.partition, &park_key);
+            let rows = snapshot
+                .scan(KeyRange::prefix(&prefix), s.batch_size)
+                .await?;
+            let more = rows.len() == s.batch_size;
+            let mut cleared = true;
+            for (key, value) in rows {
+                let entry = RetryEntry::decode(&key, &value)?;
+                if let Handled::Failed(error) = self.handle(&entry.event, &key).await? {
+                    cleared = !self.failed(entry.event, key, entry.attempts + 1, error)?;
+                    if !cleared {
+                        break;
+                    }
+                }
+            }
+            if cleared && more {
+                self.parked.insert(park_key, now);
+            } else if cleared {
+                self.parked.remove(&park_key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_pending(&mut self, rows: Vec<KvPair>) -> Result<(), Stop> {
+        let strict = self.rt.settings.strict;
+        for (key, value) in rows {
+            if strict && !self.parked.is_empty() {
+                return Ok(());
+            }
+            let event = decode_event(&key, &value)?;
+            if self.parked.contains_key(&event.partition_key) {
+                let entry = RetryEntry {
+                    event,
+                    attempts: 0,
+                    next_at: 0,
+                    last_error: None,
+                };
+                self.batch.delete(key);
+                self.batch
+                    .put(self.retry_key(&entry.event), entry.encode()?);
+                continue;
+            }
+            if let Handled::Failed(error) = self.handle(&event, &key).await? {
+                self.failed(event, key, 1, error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_key(&self, event: &TitoEvent) -> Vec<u8> {
+        let s = &self.rt.settings;
+        keys::retry_key(
+            &s.event_type,
+            &s.group,
+            self.partition,
+            &event.partition_key,
+            event.run_at,
+            &event.id,
+        )
+    }
+
+    /// Records failed attempt number `attempts` of the event stored at `source`: a dead letter
+    /// after the last attempt, otherwise the parked head of its key. Returns whether the key
+    /// is (still) parked.
+    fn failed(
+        &mut self,
+        event: TitoEvent,
+        source: Vec<u8>,
+        attempts: u32,
+        error: String,
+    ) -> Result<bool, TitoError> {
+        let s = &self.rt.settings;
+        let now = now_micros();
+        if attempts >= s.retry.max_attempts {
+            warn!(event_id = %event.id, attempts, %error, "queue event dead-lettered");
+            let key = keys::dead_key(
+                &s.event_type,
+                &s.group,
+                self.partition,
+                event.run_at,
+                &event.id,
+            );
+            self.batch.dead_lettered(&event);
+            let dead = DeadLetter {
+                group: s.group.clone(),
+                event,
+                error,
+                attempts,
+                failed_at: now,
+            };
+            self.batch.delete(source);
+            self.batch.put(key, dead.encode()?);
+            return Ok(false);
+        }
+        let retry_key = self.retry_key(&event);
+        if source != retry_key {
+            self.batch.delete(source);
+        }
+        let delay = s.retry.delay(attempts);
+        let next_at = now.saturating_add(super::lease::micros(delay));
+        debug!(event_id = %event.id, attempts, ?delay, %error, "queue event failed; key parked");
+        self.parked.insert(event.partition_key.clone(), next_at);
+        let entry = RetryEntry {
+            event,
+            attempts,
+            next_at,
+            last_error: Some(error),
+        };
+        self.batch.put(retry_key, entry.encode()?);
+        Ok(true)
+    }
+
+    /// Runs the handler on `event`, stored at `source`. A success is recorded in the batch (or,
+    /// for a transactional handler, acknowledged with the handler's writes right away).
+    async fn handle(&mut self, event: &TitoEvent, source: &[u8]) -> Result<Handled, Stop> {
+        match &self.rt.handler {
+            Handler::Plain(handler) => {
+                let handler = handler.clone();
+                let outcome = run_guarded(|| handler(event.clone())).await;
+                match outcome {
+                    Ok(()) => {
+                        self.succeeded(event, source)?;
+                        Ok(Handled::Ok)
+                    }
+                    Err(error) => Ok(Handled::Failed(error)),
+                }
+            }
+            Handler::Transactional(handler) => {
+                let handler = handler.clone();
+                let mut attempt = 1;
+                loop {
+                    let tx = self.rt.engine.begin().await?;
+                    if let Err(error) = run_guarded(|| handler(event.clone(), tx.clone())).await {
+                        let _ = tx.rollback().await;
+                        return Ok(Handled::Failed(error));
+                    }
+                    let saved = self.batch.clone();
+                    self.succeeded(event, source)?;
+                    match acknowledge(&self.rt, self.partition, self.token, &tx, &self.batch).await
+                    {
+                        Ok(expires_at) => {
+                            self.batch = AckBatch::default();
+                            self.renewed(expires_at);
+                            return Ok(Handled::Ok);
+                        }
+                        Err(AckError::LeaseLost) => return Err(Stop::LeaseLost),
+                        Err(AckError::Store(e)) if e.is_retryable() && attempt < ACK_ATTEMPTS => {
+                            self.batch = saved;
+                            tokio::time::sleep(tito_core::RetryPolicy::default().delay(attempt))
+                                .await;
+                            attempt += 1;
+                        }
+                        Err(AckError::Store(e)) => return Err(Stop::Failed(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the handled event: its stored entry goes, the checkpoint advances, and with
+    /// retention a copy is kept under `done`.
+    fn succeeded(&mut self, event: &TitoEvent, source: &[u8]) -> Result<(), TitoError> {
+        let s = &self.rt.settings;
+        self.batch.delete(source.to_vec());
+        if s.retention.is_some() {
+            let key = keys::done_key(&s.event_type, &s.group, now_micros(), &event.id);
+            self.batch.put(key, encode_event(event)?);
+        }
+        self.batch.handled(event);
+        Ok(())
+    }
+
+    async fn acknowledge_with_retry(&mut self, batch: &AckBatch) -> Result<(), Stop> {
+        let mut attempt = 1;
+        loop {
+            let tx = self.rt.engine.begin().await?;
+            match acknowledge(&self.rt, self.partition, self.token, &tx, batch).await {
+                Ok(expires_at) => {
+                    self.renewed(expires_at);
+                    return Ok(());
+                }
+                Err(AckError::LeaseLost) => return Err(Stop::LeaseLost),
+                Err(AckError::Store(e)) if e.is_retryable() && attempt < ACK_ATTEMPTS => {
+                    tokio::time::sleep(tito_core::RetryPolicy::default().delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(AckError::Store(e)) => return Err(Stop::Failed(e)),
+            }
+        }
+    }
+
+    fn renewed(&self, expires_at: u64) {
+        let mut state = self.rt.state.lock();
+        if let Some(held) = state
+            .held
+            .get_mut(&self.partition)
+            .filter(|h| h.token == self.token)
+        {
+            held.expires_at = held.expires_at.max(expires_at);
+        }
+    }
+}

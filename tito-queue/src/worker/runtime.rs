@@ -1,0 +1,141 @@
+//! A worker's main loop: heartbeats, sweeps, task bookkeeping and graceful shutdown.
+//!
+//! Heartbeats and sweeps run on this one task, one at a time, so a sweep never sees a lease
+//! change half made; partition tasks run beside it, bounded by a semaphore of `concurrency`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tito_core::{Backend, TitoEngine, TitoError};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
+use tracing::{info, warn};
+
+use super::state::SharedState;
+use super::{Settings, lease, sweep};
+use crate::handler::Handler;
+use crate::queue::TitoQueue;
+
+/// One running worker: its settings, handler and partition state.
+pub(crate) struct Runtime<B: Backend> {
+    pub engine: TitoEngine<B>,
+    pub settings: Settings,
+    pub handler: Handler<B>,
+    pub state: SharedState,
+}
+
+async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
+    match receiver {
+        // A message, a lagged receiver and a dropped sender all mean "stop".
+        Some(receiver) => {
+            let _ = receiver.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    // A dropped handle is not a stop request: the worker keeps running.
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+impl<B: Backend> Runtime<B> {
+    pub fn new(engine: TitoEngine<B>, settings: Settings, handler: Handler<B>) -> Arc<Self> {
+        Arc::new(Runtime {
+            engine,
+            settings,
+            handler,
+            state: SharedState::default(),
+        })
+    }
+
+    /// Runs until stopped, then drains in-flight work and releases the leases.
+    pub async fn run(
+        self: Arc<Self>,
+        leader: Option<Arc<AtomicBool>>,
+        mut shutdown: Option<broadcast::Receiver<()>>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), TitoError> {
+        let s = &self.settings;
+        TitoQueue {
+            engine: self.engine.clone(),
+        }
+        .register_group(&s.event_type, &s.group)
+        .await?;
+        info!(event_type = %s.event_type, group = %s.group, worker = %s.worker_id, "queue worker started");
+        let permits = Arc::new(Semaphore::new(s.concurrency));
+        let mut tasks = JoinSet::new();
+        let mut heartbeat = interval(s.heartbeat());
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next_sweep = Instant::now();
+        let mut cursor = s.partitions.start;
+        loop {
+            let active = leader
+                .as_ref()
+                .is_none_or(|flag| flag.load(Ordering::Acquire));
+            tokio::select! {
+                biased;
+                () = signalled(&mut shutdown) => break,
+                () = stop_requested(&mut stop) => break,
+                _ = heartbeat.tick() => {
+                    if let Err(e) = lease::heartbeat(&self, active).await {
+                        warn!(error = %e, "queue heartbeat failed");
+                    }
+                }
+                Some(done) = tasks.join_next() => {
+                    report(done);
+                    next_sweep = Instant::now();
+                }
+                () = sleep_until(next_sweep) => {
+                    if active
+                        && let Err(e) = sweep::sweep(&self, &permits, &mut tasks, &mut cursor).await
+                    {
+                        warn!(error = %e, "queue sweep failed");
+                    }
+                    next_sweep = Instant::now() + s.poll_interval;
+                }
+            }
+        }
+        self.drain(tasks, heartbeat).await
+    }
+
+    /// Graceful shutdown: releases idle partitions at once, lets in-flight tasks finish (up to
+    /// the timeout, renewing their leases meanwhile), then releases everything.
+    async fn drain(
+        &self,
+        mut tasks: JoinSet<()>,
+        mut heartbeat: tokio::time::Interval,
+    ) -> Result<(), TitoError> {
+        info!(in_flight = tasks.len(), "queue worker stopping");
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        if let Err(e) = lease::heartbeat(self, false).await {
+            warn!(error = %e, "releasing queue leases failed");
+        }
+        while !tasks.is_empty() {
+            tokio::select! {
+                Some(done) = tasks.join_next() => report(done),
+                _ = heartbeat.tick() => {
+                    if let Err(e) = lease::heartbeat(self, false).await {
+                        warn!(error = %e, "queue heartbeat failed");
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    warn!(abandoned = tasks.len(), "queue shutdown timed out; unacknowledged events stay pending");
+                    tasks.shutdown().await;
+                }
+            }
+        }
+        lease::heartbeat(self, false).await
+    }
+}
+
+fn report(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && !e.is_cancelled()
+    {
+        warn!(error = %e, "queue partition task failed");
+    }
+}

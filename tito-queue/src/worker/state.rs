@@ -1,0 +1,58 @@
+//! What a running worker knows about its partitions, shared by its loop and partition tasks.
+//!
+//! The store is the truth; this is a cache of it that is only ever updated after the store
+//! confirmed a change (a committed acquisition or acknowledgement), and dropped for a partition
+//! whenever that is in doubt, so it is read again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A lease this worker holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// Fencing token of the acquisition.
+    pub token: u64,
+    /// Expiry last written, micros since the epoch.
+    pub expires_at: u64,
+}
+
+/// The parked keys of a partition: partition key -> when its head event is next due.
+pub(crate) type Parked = BTreeMap<String, u64>;
+
+/// The worker's view of its partitions.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Leases held.
+    pub held: HashMap<u32, Held>,
+    /// Partitions with a task running; only the sweep adds to it.
+    pub busy: HashSet<u32>,
+    /// Parked keys per held partition; absent means "read the retry area first".
+    pub parked: HashMap<u32, Parked>,
+}
+
+impl State {
+    /// Whether the lease of `partition` is held with `token`.
+    pub fn holds(&self, partition: u32, token: u64) -> bool {
+        self.held.get(&partition).is_some_and(|h| h.token == token)
+    }
+
+    /// Forgets `partition` if it is still held with `token` (the lease was lost).
+    pub fn forget(&mut self, partition: u32, token: u64) {
+        if self.holds(partition, token) {
+            self.held.remove(&partition);
+            self.parked.remove(&partition);
+        }
+    }
+}
+
+/// The shared state behind a mutex that is never held across an await.
+#[derive(Debug, Default)]
+pub(crate) struct SharedState(Mutex<State>);
+
+impl SharedState {
+    /// Locks the state; a panic while it was locked cannot leave it torn (every update is a
+    /// single assignment), so poisoning is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
