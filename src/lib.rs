@@ -8,31 +8,100 @@
 //! It runs embedded with no server ([`Embedded`]) and on TiKV ([`TiKV`], feature `tikv`)
 //! when one machine is not enough.
 //!
-//! ```ignore
-//! use tito::prelude::*;
+//! ## Models
+//!
+//! `#[derive(TitoModel)]` generates the model configuration from attributes (every attribute is
+//! listed on [`TitoModel`](derive@TitoModel)), plus a typed query constructor per index and a
+//! constant per relationship, so a misspelled index or a value of the wrong type does not
+//! compile. The string-based API of tito 0.2.0 keeps working on derived models.
+//!
+//! ```no_run
 //! use serde::{Deserialize, Serialize};
+//! use tito::prelude::*;
 //!
 //! #[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
-//! #[tito(table = "users")]
-//! struct User {
+//! #[tito(table = "tags")]
+//! struct Tag {
 //!     #[tito(id)]
 //!     id: String,
-//!     #[tito(index, unique)]
-//!     email: String,
 //!     name: String,
+//! }
+//!
+//! #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+//! struct Comment {
+//!     author_id: String,
+//!     text: String,
+//! }
+//!
+//! #[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+//! #[tito(table = "posts", events("post"), partition_key = author_id)]
+//! struct Post {
+//!     #[tito(id)]
+//!     id: String,
+//!     #[tito(index)] // the index `author_id`
+//!     author_id: String,
+//!     #[tito(unique)] // the index `slug`, one post per value
+//!     slug: String,
+//!     #[tito(index(name = "by_category_date", position = 0))]
+//!     category: String,
+//!     #[tito(index(name = "by_category_date", position = 1))]
+//!     published_at: i64,
+//!     #[tito(index(name = "by_live_status", condition = Post::is_live))]
+//!     status: String,
+//!     #[tito(index)] // `None` is not indexed
+//!     rating: Option<u8>,
+//!     #[tito(index(name = "by_commenter", path = "author_id", ty = String))]
+//!     comments: Vec<Comment>,
+//!     #[tito(index, relation(model = Tag, into = tags))] // one entry per tag id
+//!     tag_ids: Vec<String>,
+//!     #[serde(default)]
+//!     tags: Vec<Tag>, // filled on request, never stored
+//! }
+//!
+//! impl Post {
+//!     fn is_live(&self) -> bool {
+//!         self.status == "live"
+//!     }
 //! }
 //!
 //! # async fn run() -> Result<(), TitoError> {
 //! let db = Embedded::open("./data").await?;
-//! let users = db.clone().model::<User>();
-//! let user = User { id: DBUuid::new_v4().to_string(), email: "ann@example.com".into(), name: "Ann".into() };
+//! let posts = db.clone().model::<Post>();
+//! let post = Post {
+//!     id: DBUuid::new_v4().to_string(),
+//!     author_id: "ann".into(),
+//!     slug: "hello".into(),
+//!     category: "rust".into(),
+//!     published_at: 20250102,
+//!     tag_ids: vec!["t1".into()],
+//!     ..Post::default()
+//! };
 //! db.transaction(|tx| {
-//!     let users = users.clone();
-//!     async move { users.build(user, &tx).await }
+//!     let posts = posts.clone();
+//!     async move { posts.build(post, &tx).await }
 //! })
 //! .await?;
-//! let found = users.query_by_index("email").value("ann@example.com").execute().await?;
-//! assert_eq!(found.items.len(), 1);
+//!
+//! // Typed: `value` takes the field's type, in index order, then at most one range.
+//! let page = Post::by_category_date(&posts)
+//!     .value("rust")
+//!     .gte(20250101)
+//!     .relationship(Post::TAGS)
+//!     .limit(Some(10))
+//!     .execute_reverse()
+//!     .await?;
+//! // The same query, by name.
+//! let same = posts
+//!     .query_by_index("by_category_date")
+//!     .value("rust")
+//!     .gte(20250101)
+//!     .relationship("tags")
+//!     .limit(Some(10))
+//!     .execute_reverse()
+//!     .await?;
+//! assert_eq!(page.items.len(), same.items.len());
+//! let by_slug = Post::by_slug(&posts).value("hello").execute().await?;
+//! assert_eq!(by_slug.items.len(), 1);
 //! # Ok(())
 //! # }
 //! ```

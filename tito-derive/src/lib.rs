@@ -26,7 +26,7 @@ use proc_macro::TokenStream;
 /// | `index(name = "by_x", position = 1)` | field | this field is field 1 (from 0) of composite index `by_x`; give every member a position, or none to use field order |
 /// | `index(.., unique)` | field | the index holds one record per value (on any member) |
 /// | `index(.., condition = Self::is_active)` | field | only records for which this `fn(&Self) -> bool` is true are indexed (on one member) |
-/// | `index(path = "author_id", ty = String)` | field | indexes the value at a dotted path inside the field; collections and `Option`s along the path fan out; `ty` is the type found there |
+/// | `index(path = "author_id", ty = String)` | field | indexes the value at a dotted path inside the field; collections and `Option`s along the path fan out; `ty` is the type found there (quote generic types: `ty = "Option<String>"`) |
 /// | `relation(model = Tag, into = tags)` | field | the field holds ids of `Tag` records, hydrated into field `tags` on request (never stored) |
 /// | `relation(model = User, path = "author_id", into = author)` | field | the ids are at `path` inside the field; `author` is the field next to them |
 ///

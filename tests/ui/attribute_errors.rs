@@ -1,0 +1,47 @@
+use serde::{Deserialize, Serialize};
+use tito::prelude::*;
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "unknown")]
+struct UnknownAttribute {
+    #[tito(id)]
+    id: String,
+    #[tito(indexed)]
+    name: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "missing_id")]
+struct MissingId {
+    #[tito(index)]
+    name: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "positions")]
+struct DuplicatePosition {
+    #[tito(id)]
+    id: String,
+    #[tito(index(name = "by_ab", position = 0))]
+    a: String,
+    #[tito(index(name = "by_ab", position = 0))]
+    b: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Comment {
+    author_id: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "paths")]
+struct BadPathAndRelation {
+    #[tito(id)]
+    id: String,
+    #[tito(index(path = "author_id"))]
+    comments: Vec<Comment>,
+    #[tito(relation(model = MissingId, into = missing))]
+    tag_ids: Vec<String>,
+}
+
+fn main() {}
