@@ -1,0 +1,238 @@
+//! Runs every system in its own child process (the same binary, re-executed with `child ..`),
+//! and alternates them: each workload is cut into rounds, and every round gives each system one
+//! slice, in a rotating order, so drift of the machine hits all systems alike. Separate
+//! processes keep the systems' caches and allocators apart and give each its own peak memory.
+//!
+//! The protocol is one line per request on the child's stdin and one line per answer on its
+//! stdout: `run <workload> <start> <end>` answers `ok <digest> <nanos>...`; `mem` answers the
+//! peak resident memory in KiB.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+
+use tito_core::Durability;
+
+use crate::data::Plan;
+use crate::system::{Result, Workload};
+use crate::systems::{AnySystem, Kind};
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    /// Sizes of the run.
+    pub plan: Plan,
+    /// Durability of tito, raw and SQLite commits.
+    pub durability: Durability,
+    /// The systems, in table order.
+    pub kinds: Vec<Kind>,
+    /// Latencies in nanoseconds per workload and system.
+    pub nanos: BTreeMap<(usize, usize), Vec<u64>>,
+    /// Peak resident memory (VmHWM) per system, in KiB.
+    pub peak_kib: Vec<u64>,
+    /// Slices where systems returned different results (should stay empty).
+    pub mismatches: Vec<String>,
+}
+
+impl Measurements {
+    /// The latencies of `workload` on `kind`.
+    pub fn latencies(&self, workload: Workload, kind: Kind) -> &[u64] {
+        let w = Workload::ALL.iter().position(|x| *x == workload);
+        let k = self.kinds.iter().position(|x| *x == kind);
+        match (w, k) {
+            (Some(w), Some(k)) => self.nanos.get(&(w, k)).map_or(&[], Vec::as_slice),
+            _ => &[],
+        }
+    }
+}
+
+fn durability_key(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Sync => "sync",
+        _ => "buffered",
+    }
+}
+
+struct Child {
+    process: std::process::Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Child {
+    fn spawn(kind: Kind, plan: &Plan, durability: Durability) -> Result<Child> {
+        let mut process = Command::new(std::env::current_exe()?)
+            .args([
+                "child",
+                kind.key(),
+                &plan.rows.to_string(),
+                &plan.ops.to_string(),
+                durability_key(durability),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = process.stdin.take().ok_or("no child stdin")?;
+        let stdout = BufReader::new(process.stdout.take().ok_or("no child stdout")?);
+        let mut child = Child {
+            process,
+            stdin,
+            stdout,
+        };
+        let ready = child.read_line()?;
+        if ready != "ready" {
+            return Err(format!("{} did not start: {ready}", kind.key()).into());
+        }
+        Ok(child)
+    }
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err("the child process exited".into());
+        }
+        Ok(line.trim_end().to_string())
+    }
+
+    fn request(&mut self, line: &str) -> Result<String> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        let answer = self.read_line()?;
+        match answer.strip_prefix("err ") {
+            Some(message) => Err(message.to_string().into()),
+            None => Ok(answer),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Closing stdin ends the child's loop; it removes its database as it exits.
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.process.wait();
+    }
+}
+
+/// Runs every workload on every system in `kinds`, alternating, and collects the figures.
+pub fn measure(
+    plan: Plan,
+    durability: Durability,
+    kinds: &[Kind],
+    rounds: u64,
+) -> Result<Measurements> {
+    let mut children = Vec::new();
+    for kind in kinds {
+        eprintln!("starting {} ...", kind.key());
+        children.push(Child::spawn(*kind, &plan, durability)?);
+    }
+    let mut m = Measurements {
+        plan,
+        durability,
+        kinds: kinds.to_vec(),
+        nanos: BTreeMap::new(),
+        peak_kib: Vec::new(),
+        mismatches: Vec::new(),
+    };
+    for (w, workload) in Workload::ALL.into_iter().enumerate() {
+        let total = workload.ops(&plan);
+        let rounds = rounds.clamp(1, total);
+        eprintln!("{} ({total} operations) ...", workload.title());
+        for round in 0..rounds {
+            let (start, end) = (total * round / rounds, total * (round + 1) / rounds);
+            let mut digests = Vec::new();
+            for i in 0..children.len() {
+                let k = (i + round as usize) % children.len();
+                let answer = children[k]
+                    .request(&format!("run {} {start} {end}", workload.key()))
+                    .map_err(|e| format!("{} {}: {e}", kinds[k].key(), workload.key()))?;
+                let mut fields = answer.split(' ');
+                if fields.next() != Some("ok") {
+                    return Err(format!("unexpected answer: {answer}").into());
+                }
+                digests.push((k, fields.next().unwrap_or_default().to_string()));
+                let nanos = m.nanos.entry((w, k)).or_default();
+                for field in fields {
+                    nanos.push(field.parse()?);
+                }
+            }
+            digests.sort();
+            if digests.windows(2).any(|pair| pair[0].1 != pair[1].1) {
+                m.mismatches.push(format!(
+                    "{} operations {start}..{end}: results differ between systems",
+                    workload.key()
+                ));
+            }
+        }
+    }
+    for child in &mut children {
+        m.peak_kib.push(child.request("mem")?.parse()?);
+    }
+    Ok(m)
+}
+
+/// The child side: opens `kind`, loads the authors, then serves requests until stdin closes.
+pub fn serve(kind: Kind, plan: Plan, durability: Durability) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut system = runtime.block_on(AnySystem::open(kind, durability))?;
+    runtime.block_on(system.setup(&plan))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let parts: Vec<&str> = line.split(' ').collect();
+        let answer = match parts.as_slice() {
+            ["run", workload, start, end] => {
+                let workload = Workload::from_key(workload).ok_or("unknown workload")?;
+                let (start, end) = (start.parse()?, end.parse()?);
+                match runtime.block_on(system.run_slice(&plan, workload, start, end)) {
+                    Ok(slice) => {
+                        let mut answer = format!("ok {}", slice.digest);
+                        for nanos in slice.nanos {
+                            answer.push(' ');
+                            answer.push_str(&nanos.to_string());
+                        }
+                        answer
+                    }
+                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
+                }
+            }
+            ["mem"] => peak_kib()?.to_string(),
+            ["quit"] => break,
+            _ => format!("err unknown request `{line}`"),
+        };
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Parses the child's command line: `<system> <rows> <ops> <durability>`.
+pub fn serve_args(args: &[String]) -> Result<()> {
+    let [kind, rows, ops, durability] = args else {
+        return Err("usage: tito-bench child <system> <rows> <ops> <buffered|sync>".into());
+    };
+    let kind = Kind::from_key(kind).ok_or("unknown system")?;
+    let durability = match durability.as_str() {
+        "sync" => Durability::Sync,
+        _ => Durability::Buffered,
+    };
+    serve(kind, Plan::new(rows.parse()?, ops.parse()?), durability)
+}
+
+/// This process's peak resident memory (VmHWM) in KiB.
+fn peak_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM in /proc/self/status")?;
+    Ok(line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?)
+}

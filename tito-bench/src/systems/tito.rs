@@ -1,0 +1,181 @@
+//! tito itself: the models as a user writes them, through the public API.
+
+use tito_core::backend::{Backend, Embedded};
+use tito_core::model::{
+    TitoEmbeddedRelationshipConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField,
+    TitoModelTrait,
+};
+use tito_core::{Durability, TitoEngine, TitoError, TitoModel};
+
+use crate::data::{Author, PAGE, Post};
+use crate::system::{Page, Result, System};
+
+/// Table of the posts.
+pub const POST_TABLE: &str = "post";
+/// Table of the authors.
+pub const AUTHOR_TABLE: &str = "author";
+/// Index on `(author_id, created_at)`.
+pub const BY_AUTHOR: &str = "post-by-author";
+/// Index on `(category, created_at)`.
+pub const BY_CATEGORY: &str = "post-by-category";
+
+impl TitoModelTrait for Author {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn get_table_name(&self) -> String {
+        AUTHOR_TABLE.into()
+    }
+}
+
+fn index(name: &str, first: &str) -> TitoIndexConfig {
+    let field = |name: &str, r#type| TitoIndexField {
+        name: name.into(),
+        r#type,
+    };
+    TitoIndexConfig {
+        condition: true,
+        name: name.into(),
+        fields: vec![
+            field(first, TitoIndexBlockType::String),
+            field("created_at", TitoIndexBlockType::Number),
+        ],
+        custom_generator: None,
+    }
+}
+
+impl TitoModelTrait for Post {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn get_table_name(&self) -> String {
+        POST_TABLE.into()
+    }
+
+    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+        vec![
+            index(BY_AUTHOR, "author_id"),
+            index(BY_CATEGORY, "category"),
+        ]
+    }
+
+    fn get_embedded_relationships(&self) -> Vec<TitoEmbeddedRelationshipConfig> {
+        vec![TitoEmbeddedRelationshipConfig {
+            source_field_name: "author_id".into(),
+            destination_field_name: "author".into(),
+            model: AUTHOR_TABLE.into(),
+        }]
+    }
+}
+
+/// tito on backend `B` (the embedded backend, or it wrapped in a call counter).
+pub struct Tito<B: Backend = Embedded> {
+    engine: TitoEngine<B>,
+    posts: TitoModel<Post, B>,
+    authors: TitoModel<Author, B>,
+}
+
+impl Tito<Embedded> {
+    /// A fresh temporary database at `durability`.
+    pub async fn open(durability: Durability) -> Result<Self> {
+        let engine = Embedded::temporary_builder()
+            .durability(durability)
+            .open()
+            .await?;
+        Ok(Self::on(engine))
+    }
+}
+
+impl<B: Backend> Tito<B> {
+    /// Runs on an opened engine.
+    pub fn on(engine: TitoEngine<B>) -> Self {
+        Tito {
+            posts: engine.clone().model::<Post>(),
+            authors: engine.clone().model::<Author>(),
+            engine,
+        }
+    }
+}
+
+impl<B: Backend> System for Tito<B> {
+    type Cursor = String;
+
+    async fn insert_authors(&mut self, authors: Vec<Author>) -> Result<()> {
+        let model = self.authors.clone();
+        self.engine
+            .transaction(|tx| async move {
+                for author in authors {
+                    model.build(author, &tx).await?;
+                }
+                Ok::<_, TitoError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn insert(&mut self, posts: Vec<Post>) -> Result<()> {
+        let model = self.posts.clone();
+        self.engine
+            .transaction(|tx| async move {
+                for post in posts {
+                    model.build(post, &tx).await?;
+                }
+                Ok::<_, TitoError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&mut self, id: &str) -> Result<Post> {
+        Ok(self.posts.find_by_id(id, Vec::new()).await?)
+    }
+
+    async fn page_by_author(
+        &mut self,
+        author: &str,
+        after: Option<String>,
+    ) -> Result<Page<String>> {
+        let page = self
+            .posts
+            .query_by_index(BY_AUTHOR)
+            .value(author)
+            .limit(Some(PAGE))
+            .cursor(after)
+            .execute()
+            .await?;
+        Ok(Page {
+            posts: page.items,
+            next: page.cursor,
+        })
+    }
+
+    async fn page_by_category_with_author(&mut self, category: &str) -> Result<Vec<Post>> {
+        let page = self
+            .posts
+            .query_by_index(BY_CATEGORY)
+            .value(category)
+            .relationship("author")
+            .limit(Some(PAGE))
+            .execute()
+            .await?;
+        Ok(page.items)
+    }
+
+    async fn update(&mut self, post: Post) -> Result<()> {
+        let model = self.posts.clone();
+        self.engine
+            .transaction(|tx| async move { model.update(post, &tx).await.map(drop) })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&mut self, id: &str) -> Result<()> {
+        let model = self.posts.clone();
+        self.engine
+            .transaction(|tx| async move { model.delete_by_id(id, &tx).await })
+            .await?;
+        Ok(())
+    }
+}
