@@ -46,7 +46,7 @@ pub struct FieldAttrs {
 }
 
 /// One `index(..)` membership.
-#[derive(Default, FromMeta)]
+#[derive(Clone, Default, FromMeta)]
 #[darling(from_word = || Ok(IndexAttr::default()))]
 pub struct IndexAttr {
     /// The index name; defaults to the field name (joined with the path's segments by `_`).

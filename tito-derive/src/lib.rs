@@ -6,6 +6,7 @@
 mod attrs;
 mod expand;
 mod model;
+mod relation;
 mod serde_names;
 
 use darling::FromDeriveInput;

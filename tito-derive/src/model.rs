@@ -11,6 +11,7 @@ use syn::spanned::Spanned;
 use syn::{Generics, Ident, LitStr, Path, Type, Visibility};
 
 use crate::attrs::{FieldAttrs, IndexAttr, ModelAttrs};
+use crate::relation::{Relation, relation_of};
 use crate::serde_names::{SerdeNames, json_name};
 
 /// A model ready for code generation.
@@ -46,18 +47,6 @@ pub struct IndexField {
     pub ty: Type,
     /// The dotted name in the serialized record (`comments.author_id`).
     pub json_path: String,
-    pub span: Span,
-}
-
-/// One relationship.
-pub struct Relation {
-    pub model: Path,
-    /// The source field's type, checked to hold ids when the ids are the field itself.
-    pub source_ty: Option<Type>,
-    pub json_source: String,
-    pub json_destination: String,
-    /// The generated associated constant (`TAGS`).
-    pub constant: Ident,
     pub span: Span,
 }
 
@@ -169,23 +158,7 @@ impl Model {
 
 /// The field's index memberships, with `unique` standing for `index(unique)`.
 fn memberships(field: &FieldAttrs) -> Vec<SpannedValue<IndexAttr>> {
-    let mut out: Vec<SpannedValue<IndexAttr>> = field
-        .index
-        .iter()
-        .map(|attr| {
-            SpannedValue::new(
-                IndexAttr {
-                    name: attr.name.clone(),
-                    position: attr.position,
-                    unique: attr.unique,
-                    condition: attr.condition.clone(),
-                    path: attr.path.clone(),
-                    ty: attr.ty.clone(),
-                },
-                attr.span(),
-            )
-        })
-        .collect();
+    let mut out = field.index.clone();
     if field.unique.is_present() {
         let own = out
             .iter_mut()
@@ -215,7 +188,7 @@ fn member_name(field: &Ident, member: &Member) -> String {
 }
 
 /// Parses a dotted path of field names.
-fn segments(path: &SpannedValue<String>) -> darling::Result<Vec<Ident>> {
+pub fn segments(path: &SpannedValue<String>) -> darling::Result<Vec<Ident>> {
     path.split('.')
         .map(|segment| {
             syn::parse_str::<Ident>(segment).map_err(|_| {
@@ -346,62 +319,4 @@ fn method_name(index: &str, span: Span) -> Ident {
         format!("by_{clean}")
     };
     Ident::new(&name, span)
-}
-
-fn relation_of(
-    ident: &Ident,
-    field: &FieldAttrs,
-    relation: &SpannedValue<crate::attrs::RelationAttr>,
-    json_names: &HashMap<String, String>,
-) -> darling::Result<Relation> {
-    let json = json_names
-        .get(&ident.to_string())
-        .cloned()
-        .unwrap_or_default();
-    let into = &relation.into;
-    let (json_source, json_destination, constant, source_ty) = match &relation.path {
-        None => {
-            let destination = json_names.get(&into.to_string()).ok_or_else(|| {
-                Error::custom(format!("`into`: the model has no field `{into}`")).with_span(into)
-            })?;
-            if into == ident {
-                return Err(
-                    Error::custom("`into` must name another field than the ids").with_span(into)
-                );
-            }
-            (
-                json,
-                destination.clone(),
-                into.to_string().to_uppercase(),
-                Some(field.ty.clone()),
-            )
-        }
-        Some(path) => {
-            let segments = segments(path)?;
-            let parent: Vec<String> = std::iter::once(json)
-                .chain(segments[..segments.len() - 1].iter().map(Ident::to_string))
-                .collect();
-            let rust_parent: Vec<String> = std::iter::once(ident.to_string())
-                .chain(segments[..segments.len() - 1].iter().map(Ident::to_string))
-                .collect();
-            (
-                format!(
-                    "{}.{}",
-                    parent.join("."),
-                    path.split('.').next_back().unwrap_or_default()
-                ),
-                format!("{}.{into}", parent.join(".")),
-                format!("{}_{into}", rust_parent.join("_")).to_uppercase(),
-                None,
-            )
-        }
-    };
-    Ok(Relation {
-        model: relation.model.clone(),
-        source_ty,
-        json_source,
-        json_destination,
-        constant: Ident::new(&constant, into.span()),
-        span: relation.span(),
-    })
 }
