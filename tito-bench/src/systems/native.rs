@@ -125,18 +125,17 @@ impl NativeDb {
     }
 }
 
+/// A range of `(value, created_at)` secondary keys.
+type TimeRange = (Bound<(String, i64)>, Bound<(String, i64)>);
+
 /// Up to `limit` posts of `key` entries in `range`, read in `r`.
-fn scan(
-    r: &RTransaction<'_>,
-    key: NPostKey,
-    range: (Bound<(String, i64)>, Bound<(String, i64)>),
-    limit: usize,
-) -> Result<Vec<Post>> {
+fn scan(r: &RTransaction<'_>, key: NPostKey, range: TimeRange, limit: usize) -> Result<Vec<Post>> {
     let scan = r.scan().secondary::<NPost>(key)?;
-    let rows = scan.range(range)?.take(limit);
-    Ok(rows
-        .map(|row| row.map(Post::from))
-        .collect::<std::result::Result<Vec<_>, _>>()?)
+    let mut posts = Vec::with_capacity(limit);
+    for row in scan.range(range)?.take(limit) {
+        posts.push(Post::from(row?));
+    }
+    Ok(posts)
 }
 
 /// Where a page starts: after the time `after` (native_db refuses excluded lower bounds, so

@@ -97,6 +97,11 @@ impl<B: Backend> Tito<B> {
             engine,
         }
     }
+
+    /// The engine (the smoke test compares its contents with the raw system's).
+    pub fn engine(&self) -> &TitoEngine<B> {
+        &self.engine
+    }
 }
 
 impl<B: Backend> System for Tito<B> {
