@@ -12,15 +12,18 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use tito_core::backend::KeyRange;
+use tito_core::backend::{KeyRange, key_after};
 use tito_core::event::{PARTITIONS, micros_since_epoch};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError, TitoTransaction};
 use tracing::{debug, warn};
 
 use super::runtime::Runtime;
-use super::state::Held;
-use crate::stored::{Member, PartitionLease};
+use super::state::{Held, Parked};
+use crate::stored::{Member, PartitionLease, RetryEntry};
+
+/// Rows read per scan when reading retry areas.
+const PAGE: usize = 1_000;
 
 /// Lease transactions retried on conflict before waiting for the next heartbeat.
 const ATTEMPTS: u32 = 3;
@@ -77,14 +80,14 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
         }
         let mut plan = Plan::default();
         for (&p, held) in &state.held {
-            let busy = state.busy.contains(&p);
-            match (busy, targets.contains(&p)) {
-                (false, true) => plan.renew.push((p, held.token)),
+            // Renewed once half the TTL is left, so about every other heartbeat; busy
+            // partitions are usually renewed by their acknowledgements first.
+            let due = held.expires_at < now.saturating_add(ttl / 2);
+            match (state.busy.contains(&p), targets.contains(&p)) {
+                (false, true) if due => plan.renew.push((p, held.token)),
                 (false, false) => plan.release.push((p, held.token)),
-                (true, _) if held.expires_at < now.saturating_add(ttl / 2) => {
-                    plan.renew_busy.push((p, held.token));
-                }
-                (true, _) => {}
+                (true, _) if due => plan.renew_busy.push((p, held.token)),
+                _ => {}
             }
         }
         for &p in &targets {
@@ -103,7 +106,11 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
         let outcome = apply(rt, &tx, &plan, active, now, ttl).await;
         match finish(&tx, outcome).await {
             Ok(changes) => {
+                let acquired: Vec<u32> = changes.acquired.iter().map(|(p, _)| *p).collect();
                 record(rt, changes, now.saturating_add(ttl));
+                if let Err(e) = load_parked(rt, &acquired).await {
+                    debug!(error = %e, "reading retry areas failed; partitions will read their own");
+                }
                 result = Ok(());
                 break;
             }
@@ -129,6 +136,45 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
         }
     }
     result
+}
+
+/// Reads the retry areas of newly acquired partitions with one scan over the worker's range
+/// (usually empty), so they need not be read one partition at a time.
+async fn load_parked<B: Backend>(rt: &Runtime<B>, acquired: &[u32]) -> Result<(), TitoError> {
+    let (Some(&first), Some(&last)) = (acquired.iter().min(), acquired.iter().max()) else {
+        return Ok(());
+    };
+    let s = &rt.settings;
+    let tx = rt.engine.snapshot().await?;
+    let mut parked: HashMap<u32, Parked> = acquired.iter().map(|&p| (p, Parked::new())).collect();
+    let prefix_len = keys::group_prefix(&s.event_type, &s.group, "retry").len();
+    let mut range = KeyRange::new(
+        keys::retry_partition_prefix(&s.event_type, &s.group, first),
+        keys::retry_partition_prefix(&s.event_type, &s.group, last + 1),
+    );
+    loop {
+        let rows = tx.scan(range.clone(), PAGE).await?;
+        for (key, value) in &rows {
+            let p = keys::partition_in_key(key, prefix_len);
+            if let Some(keys) = p.and_then(|p| parked.get_mut(&p)) {
+                let entry = RetryEntry::decode(key, value)?;
+                keys.entry(entry.event.partition_key)
+                    .or_insert(entry.next_at);
+            }
+        }
+        match rows.last() {
+            Some((last, _)) if rows.len() == PAGE => range.start = key_after(last),
+            _ => break,
+        }
+    }
+    let mut state = rt.state.lock();
+    for (p, keys) in parked {
+        // Only if still held and not read by a task meanwhile.
+        if state.held.contains_key(&p) && !state.parked.contains_key(&p) {
+            state.parked.insert(p, keys);
+        }
+    }
+    Ok(())
 }
 
 /// Live members and this worker's range of leases, from one snapshot.

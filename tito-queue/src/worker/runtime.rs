@@ -77,7 +77,6 @@ impl<B: Backend> Runtime<B> {
                 .as_ref()
                 .is_none_or(|flag| flag.load(Ordering::Acquire));
             tokio::select! {
-                biased;
                 () = signalled(&mut shutdown) => break,
                 () = stop_requested(&mut stop) => break,
                 _ = heartbeat.tick() => {

@@ -1,0 +1,134 @@
+//! Failing handlers: panics are retried like errors, then dead-lettered while the key moves on;
+//! dead letters can be listed and replayed.
+
+mod queue_support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use queue_support::*;
+use tito::queue::DEFAULT_GROUP;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let broken = Arc::new(AtomicBool::new(true));
+    let worker = {
+        let (log, attempts, broken) = (log.clone(), attempts.clone(), broken.clone());
+        fast(&queue).retry(quick_retry(3)).run(move |event| {
+            let entry = entry_of(&event);
+            *attempts
+                .lock()
+                .unwrap()
+                .entry(entry.id.clone())
+                .or_insert(0) += 1;
+            if entry.seq == 1 && broken.load(Ordering::SeqCst) {
+                panic!("cannot handle {}", entry.id);
+            }
+            log.push(&event);
+            Box::pin(async { Ok(()) })
+        })
+    };
+    for seq in 0..4 {
+        publish(&db, "poison", seq).await.unwrap();
+    }
+    wait_until("the key moved past the poison event", || async {
+        log.ids().len() == 3
+    })
+    .await;
+    assert_eq!(log.first_completions()["poison"], vec![0, 2, 3]);
+    assert_eq!(
+        attempts.lock().unwrap()["poison-1"],
+        3,
+        "three attempts, then dead"
+    );
+    let dead = queue.dead_letters(EVENT, DEFAULT_GROUP, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(entry_of(&dead[0].event).seq, 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert!(
+        dead[0]
+            .error
+            .contains("handler panicked: cannot handle poison-1"),
+        "{}",
+        dead[0].error
+    );
+    let checkpoint = &queue.checkpoints(EVENT, DEFAULT_GROUP).await.unwrap()[0];
+    assert_eq!((checkpoint.handled, checkpoint.dead_lettered), (3, 1));
+
+    // Fixed: replaying the dead letter delivers it again.
+    broken.store(false, Ordering::SeqCst);
+    assert!(queue.replay_dead_letter(&dead[0]).await.unwrap());
+    assert!(
+        !queue.replay_dead_letter(&dead[0]).await.unwrap(),
+        "replayed once"
+    );
+    wait_until("the replayed event is handled", || async {
+        log.ids().len() == 4
+    })
+    .await;
+    assert!(
+        queue
+            .dead_letters(EVENT, DEFAULT_GROUP, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    worker.shutdown().await.unwrap();
+    assert_eq!(backlog(&queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_dead_letters_can_be_replayed() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let broken = Arc::new(AtomicBool::new(true));
+    let worker = {
+        let (log, broken) = (log.clone(), broken.clone());
+        fast(&queue).retry(quick_retry(1)).run(move |event| {
+            let result = if broken.load(Ordering::SeqCst) {
+                Err(tito::TitoError::custom("down"))
+            } else {
+                log.push(&event);
+                Ok(())
+            };
+            Box::pin(async move { result })
+        })
+    };
+    for seq in 0..6 {
+        publish(&db, &format!("owner-{}", seq % 3), seq)
+            .await
+            .unwrap();
+    }
+    wait_until("all dead", || async {
+        queue
+            .dead_letters(EVENT, DEFAULT_GROUP, 100)
+            .await
+            .unwrap()
+            .len()
+            == 6
+    })
+    .await;
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(
+        queue
+            .replay_dead_letters(EVENT, DEFAULT_GROUP)
+            .await
+            .unwrap(),
+        6
+    );
+    wait_until("all replayed and handled", || async {
+        log.ids().len() == 6
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    // Replayed in their keys' order.
+    for (owner, seqs) in log.first_completions() {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, sorted, "order of {owner}");
+    }
+}
