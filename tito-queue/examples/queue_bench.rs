@@ -52,7 +52,9 @@ async fn publish(db: &TitoEngine, events: u64, per_tx: u64) -> Result<(), TitoEr
     for publisher in 0..PUBLISHERS {
         let (db, model) = (db.clone(), model.clone());
         tasks.push(tokio::spawn(async move {
-            let mine: Vec<u64> = (0..events).filter(|n| n % PUBLISHERS == publisher).collect();
+            let mine: Vec<u64> = (0..events)
+                .filter(|n| n % PUBLISHERS == publisher)
+                .collect();
             for chunk in mine.chunks(per_tx.max(1) as usize) {
                 db.transaction_with_retry(RetryPolicy::default(), |tx| {
                     let model = model.clone();

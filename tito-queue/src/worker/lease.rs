@@ -130,10 +130,11 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
             debug!(partition = p, error = %e, "renewing a busy lease failed");
         }
     }
-    if active && let Some(keep) = s.retention {
-        if let Err(e) = prune_done(rt, now.saturating_sub(micros(keep))).await {
-            warn!(error = %e, "pruning retained queue events failed");
-        }
+    if active
+        && let Some(keep) = s.retention
+        && let Err(e) = prune_done(rt, now.saturating_sub(micros(keep))).await
+    {
+        warn!(error = %e, "pruning retained queue events failed");
     }
     result
 }
@@ -364,9 +365,7 @@ fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {
         state.forget(p, token);
     }
     for (p, token) in changes.renewed {
-        if let Some(held) = state.held.get_mut(&p).filter(|h| h.token == token) {
-            held.expires_at = expires_at;
-        }
+        state.renewed(p, token, expires_at);
     }
     for (p, token) in changes.acquired {
         debug!(partition = p, token, "queue lease acquired");
@@ -402,15 +401,7 @@ async fn renew_one<B: Backend>(
     }
     .await;
     if finish(&tx, outcome).await? {
-        if let Some(h) = rt
-            .state
-            .lock()
-            .held
-            .get_mut(&partition)
-            .filter(|h| h.token == token)
-        {
-            h.expires_at = h.expires_at.max(expires_at);
-        }
+        rt.state.lock().renewed(partition, token, expires_at);
     }
     Ok(())
 }

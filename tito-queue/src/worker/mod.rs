@@ -115,9 +115,13 @@ impl<B: Backend> Worker<B> {
         self
     }
 
-    /// The partitions this worker may take (default: all 1024).
+    /// The partitions this worker may take (default: all 1024); clamped to `0..1024`.
     pub fn partitions(mut self, partitions: PartitionConfig) -> Self {
-        self.settings.partitions = partitions;
+        let end = partitions.end.min(PARTITIONS);
+        self.settings.partitions = PartitionConfig {
+            start: partitions.start.min(end),
+            end,
+        };
         self
     }
 
@@ -191,7 +195,8 @@ impl<B: Backend> Worker<B> {
         self
     }
 
-    /// Starts the worker with `handler`; events are acknowledged in batches after it returns.
+    /// Starts the worker with `handler` on the current Tokio runtime; events are acknowledged
+    /// in batches after it returns.
     pub fn run<H>(self, handler: H) -> WorkerHandle
     where
         H: Fn(TitoEvent) -> HandlerFuture + Send + Sync + 'static,

@@ -362,12 +362,6 @@ impl<B: Backend> PartitionRun<B> {
 
     fn renewed(&self, expires_at: u64) {
         let mut state = self.rt.state.lock();
-        if let Some(held) = state
-            .held
-            .get_mut(&self.partition)
-            .filter(|h| h.token == self.token)
-        {
-            held.expires_at = held.expires_at.max(expires_at);
-        }
+        state.renewed(self.partition, self.token, expires_at);
     }
 }

@@ -36,6 +36,13 @@ impl State {
         self.held.get(&partition).is_some_and(|h| h.token == token)
     }
 
+    /// Records a renewal of the lease of `partition` held with `token`.
+    pub fn renewed(&mut self, partition: u32, token: u64, expires_at: u64) {
+        if let Some(held) = self.held.get_mut(&partition).filter(|h| h.token == token) {
+            held.expires_at = held.expires_at.max(expires_at);
+        }
+    }
+
     /// Forgets `partition` if it is still held with `token` (the lease was lost).
     pub fn forget(&mut self, partition: u32, token: u64) {
         if self.holds(partition, token) {
