@@ -371,12 +371,22 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .map(|(key, bytes)| record::decode(key, bytes))
                 .collect();
         }
+        // In request order (a nested path may hydrate inside an earlier destination), once each.
+        let mut relations = Vec::with_capacity(relationships.len());
+        for name in relationships {
+            let relation = self.schema.relationship(name)?;
+            if !relations.contains(&relation) {
+                relations.push(relation);
+            }
+        }
+        if let Some(records) = relation::hydrate_top_level(tx, &relations, &rows).await? {
+            return Ok(records);
+        }
         let mut values = rows
             .iter()
             .map(|(key, bytes)| record::decode_value(key, bytes))
             .collect::<Result<Vec<_>>>()?;
-        for name in relationships {
-            let relation = self.schema.relationship(name)?;
+        for relation in relations {
             relation::hydrate(tx, relation, &mut values).await?;
         }
         rows.iter()

@@ -4,13 +4,22 @@
 //! A reference to a record that does not exist is skipped: a list holds the records found, a
 //! single reference leaves the destination empty. Stale references are common (the referenced
 //! record was deleted) and must not make the referencing record unreadable.
+//!
+//! When every requested relationship names top-level fields, [`hydrate_top_level`] splices the
+//! stored JSON of the referenced records into the stored JSON of each record and decodes the
+//! result once, instead of building, filling and converting a `serde_json::Value` tree per
+//! record (which cost a third of a hydrated page). Nested paths take the `Value` route.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::TitoEmbeddedRelationshipConfig;
 use crate::model::json_path::{for_each_parent, split_parent, values_at};
@@ -74,4 +83,240 @@ pub(crate) async fn hydrate<B: Backend>(
         });
     }
     Ok(())
+}
+
+/// The top-level fields of a stored JSON object, as raw text.
+type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// Reads a JSON object's top-level fields without decoding their values.
+struct TopLevel;
+
+impl<'de> DeserializeSeed<'de> for TopLevel {
+    type Value = Fields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Fields<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Fields<'de>, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            fields.push((key, map.next_value::<&'de RawValue>()?));
+        }
+        Ok(fields)
+    }
+}
+
+/// Decodes `rows` (record key, stored bytes) into records with `relations` hydrated, if every
+/// relationship names a top-level source and destination field distinct from the others, and
+/// every row is a JSON object; `None` otherwise (the caller then takes the `Value` route).
+/// One batched read per relationship, as [`hydrate`].
+pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
+    tx: &TitoTransaction<B>,
+    relations: &[&TitoEmbeddedRelationshipConfig],
+    rows: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Option<Vec<T>>> {
+    let sources = relations.iter().map(|r| r.source_field_name.as_str());
+    let destinations = relations.iter().map(|r| r.destination_field_name.as_str());
+    let mut names: Vec<&str> = sources.chain(destinations).collect();
+    if names.iter().any(|n| n.contains('.')) {
+        return Ok(None);
+    }
+    names.sort_unstable();
+    names.dedup();
+    if names.len() != 2 * relations.len() {
+        return Ok(None);
+    }
+    let mut parsed = Vec::with_capacity(rows.len());
+    for (key, bytes) in rows {
+        let body = record::body(key, bytes)?;
+        let mut json = serde_json::Deserializer::from_slice(body);
+        match TopLevel.deserialize(&mut json) {
+            Ok(fields) => parsed.push(fields),
+            Err(_) => return Ok(None),
+        }
+    }
+    // The references of each relationship in each row, as the `Value` route reads them.
+    let mut refs: Vec<Vec<Option<Value>>> = Vec::with_capacity(relations.len());
+    let mut found: Vec<HashMap<String, Vec<u8>>> = Vec::with_capacity(relations.len());
+    for relation in relations {
+        let per_row = parsed
+            .iter()
+            .map(|fields| {
+                let raw = fields
+                    .iter()
+                    .find(|(name, _)| name == &relation.source_field_name);
+                raw.map(|(_, raw)| serde_json::from_str::<Value>(raw.get()))
+                    .transpose()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| TitoError::Serialize(e.to_string()))?;
+        let mut ids: Vec<String> = per_row
+            .iter()
+            .flatten()
+            .flat_map(|value| match value {
+                Value::Array(items) => items.iter().filter_map(id_of).collect(),
+                other => id_of(other).into_iter().collect::<Vec<_>>(),
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| keyspace::record_key(&relation.model, id))
+            .collect();
+        let mut bodies = HashMap::with_capacity(ids.len());
+        for ((id, key), bytes) in ids.into_iter().zip(&keys).zip(tx.batch_get(&keys).await?) {
+            if let Some(bytes) = bytes {
+                bodies.insert(id, record::body(key, &bytes)?.to_vec());
+            }
+        }
+        refs.push(per_row);
+        found.push(bodies);
+    }
+    let mut records = Vec::with_capacity(rows.len());
+    for (row, ((key, _), fields)) in rows.iter().zip(parsed).enumerate() {
+        let mut out = Vec::with_capacity(rows[row].1.len() * 2);
+        out.push(b'{');
+        let mut first = true;
+        let mut field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            // Writing a string to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            out.extend_from_slice(value);
+        };
+        for (name, raw) in &fields {
+            if !relations.iter().any(|r| r.destination_field_name == *name) {
+                field(&mut out, name, raw.get().as_bytes());
+            }
+        }
+        for ((relation, per_row), bodies) in relations.iter().zip(&refs).zip(&found) {
+            let pick = |value: &Value| id_of(value).and_then(|id| bodies.get(&id));
+            match &per_row[row] {
+                Some(Value::Array(items)) => {
+                    let mut list = vec![b'['];
+                    for body in items.iter().filter_map(pick) {
+                        if list.len() > 1 {
+                            list.push(b',');
+                        }
+                        list.extend_from_slice(body);
+                    }
+                    list.push(b']');
+                    field(&mut out, &relation.destination_field_name, &list);
+                }
+                Some(value) => {
+                    if let Some(body) = pick(value) {
+                        field(&mut out, &relation.destination_field_name, body);
+                    }
+                }
+                None => {}
+            }
+        }
+        out.push(b'}');
+        records.push(
+            serde_json::from_slice(&out).map_err(|e| record::decode_error(key, e.to_string()))?,
+        );
+    }
+    Ok(Some(records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Embedded;
+    use serde_json::json;
+
+    fn relation(source: &str, destination: &str, model: &str) -> TitoEmbeddedRelationshipConfig {
+        TitoEmbeddedRelationshipConfig {
+            source_field_name: source.into(),
+            destination_field_name: destination.into(),
+            model: model.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn splicing_matches_the_value_route() {
+        let db = Embedded::temporary().await.unwrap();
+        let tx = db.begin().await.unwrap();
+        let related = [
+            ("author", "a1", json!({"id": "a1", "name": "Ann"})),
+            ("author", "7", json!({"id": "7", "name": "Numbered"})),
+            ("tag", "t1", json!({"id": "t1"})),
+            ("tag", "t2", json!({"id": "t2", "label": "two\n\"quoted\""})),
+        ];
+        for (table, id, value) in &related {
+            let bytes = record::encode(value).unwrap();
+            tx.put(keyspace::record_key(table, id), bytes)
+                .await
+                .unwrap();
+        }
+        let posts = [
+            json!({"id": "p1", "author_id": "a1", "tag_ids": ["t1", "gone", "t2"], "tags": []}),
+            json!({"id": "p2", "author_id": "gone", "tag_ids": [], "tags": []}),
+            json!({"id": "p3", "author_id": 7, "tag_ids": ["t2", ["t1"]], "we\"ird": "é"}),
+            json!({"id": "p4", "author_id": null, "author": {"stale": true}, "tags": []}),
+            json!({}),
+        ];
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let key = keyspace::record_key("post", &i.to_string());
+                (key, record::encode(p).unwrap())
+            })
+            .collect();
+        let relations = [
+            relation("author_id", "author", "author"),
+            relation("tag_ids", "tags", "tag"),
+        ];
+        let refs: Vec<&TitoEmbeddedRelationshipConfig> = relations.iter().collect();
+        let spliced: Vec<Value> = hydrate_top_level(&tx, &refs, &rows).await.unwrap().unwrap();
+        let mut values: Vec<Value> = rows
+            .iter()
+            .map(|(key, bytes)| record::decode_value(key, bytes).unwrap())
+            .collect();
+        for relation in &relations {
+            hydrate(&tx, relation, &mut values).await.unwrap();
+        }
+        assert_eq!(spliced, values);
+        assert_eq!(spliced[0]["author"]["name"], "Ann");
+        assert_eq!(spliced[0]["tags"].as_array().unwrap().len(), 2);
+        assert!(spliced[3].get("author").is_none());
+        tx.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nested_or_clashing_paths_take_the_value_route() {
+        let db = Embedded::temporary().await.unwrap();
+        let tx = db.snapshot().await.unwrap();
+        let rows = vec![(b"k".to_vec(), record::encode(&json!({"a": "1"})).unwrap())];
+        for relations in [
+            vec![relation("blocks.author_id", "blocks.author", "author")],
+            vec![relation("a", "b", "t"), relation("b", "c", "t")],
+            vec![relation("a", "a", "t")],
+        ] {
+            let refs: Vec<&TitoEmbeddedRelationshipConfig> = relations.iter().collect();
+            let result = hydrate_top_level::<Value, _>(&tx, &refs, &rows).await;
+            assert!(result.unwrap().is_none());
+        }
+        let not_an_object = vec![(b"k".to_vec(), record::encode(&json!([1])).unwrap())];
+        let refs = [&relation("a", "b", "t")];
+        let result = hydrate_top_level::<Value, _>(&tx, &refs, &not_an_object).await;
+        assert!(result.unwrap().is_none());
+    }
 }

@@ -21,7 +21,8 @@ pub(crate) fn encode<T: Serialize + ?Sized>(record: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn body<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
+/// The JSON body of a stored record, after its version byte.
+pub(crate) fn body<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
     match bytes.split_first() {
         Some((&RECORD_V1, body)) => Ok(body),
         Some((version, _)) => Err(decode_error(
