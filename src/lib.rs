@@ -120,7 +120,7 @@ pub use tito_derive::TitoModel;
 pub use uuid::Uuid as DBUuid;
 
 /// A boxed, sendable future: the return type of queue handlers.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub use tito_queue::BoxFuture;
 
 /// Model configuration types, as tito 0.2.0 named them.
 pub mod types {
