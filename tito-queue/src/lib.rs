@@ -27,6 +27,8 @@
 //! worker.shutdown().await?;
 //! ```
 
+#![warn(missing_docs)]
+
 mod handler;
 mod inspect;
 mod queue;
