@@ -247,3 +247,43 @@ async fn the_leader_flag_pauses_and_resumes_a_worker() {
     .await;
     worker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalancing_while_events_flow_keeps_order_and_loses_nothing() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let start = |id: &str| {
+        let log = log.clone();
+        fast(&queue).id(id).run(move |event| {
+            log.push(&event);
+            Box::pin(async { Ok(()) })
+        })
+    };
+    let publisher = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            for seq in 0..60 {
+                for owner in 0..8 {
+                    publish(&db, &format!("owner-{owner}"), seq).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    // Workers join, leave gracefully and crash while events are published.
+    let first = start("first");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = start("second");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.shutdown().await.unwrap();
+    let third = start("third");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    second.abort();
+    publisher.await.unwrap();
+    wait_until("everything handled", || async { log.ids().len() == 8 * 60 }).await;
+    third.shutdown().await.unwrap();
+    for (owner, seqs) in log.first_completions() {
+        assert_eq!(seqs, (0..60).collect::<Vec<_>>(), "order of {owner}");
+    }
+    assert_eq!(backlog(&queue).await, 0);
+}
