@@ -8,6 +8,7 @@ pub mod calls;
 pub mod chart;
 pub mod data;
 pub mod driver;
+pub mod queue;
 pub mod report;
 pub mod system;
 pub mod systems;

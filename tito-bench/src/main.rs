@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use tito_bench::data::Plan;
 use tito_bench::system::Result;
 use tito_bench::systems::Kind;
-use tito_bench::{calls, chart, driver, report};
+use tito_bench::{calls, chart, driver, queue, report};
 use tito_core::Durability;
 
 const USAGE: &str = "usage: tito-bench [--large] [--rows N] [--ops N] [--rounds N] [--sync]
                   [--systems tito,raw,sqlite,native_db] [--chart PATH | --no-chart]
-                  [--markdown PATH]
+                  [--markdown PATH] [--no-queue]
 
   --large      1,000,000 rows instead of 10,000
   --rows N     rows loaded (default 10000)
@@ -20,7 +20,8 @@ const USAGE: &str = "usage: tito-bench [--large] [--rows N] [--ops N] [--rounds 
   --rounds N   alternation rounds per workload (default 5)
   --sync       fsync at every commit (tito Durability::Sync, SQLite synchronous=FULL)
   --chart      where the SVG chart goes (default docs/bench-ratios.svg)
-  --markdown   also write the report to this file";
+  --markdown   also write the report to this file
+  --no-queue   skip the queue workload (tito and raw only)";
 
 struct Options {
     rows: u64,
@@ -30,6 +31,7 @@ struct Options {
     kinds: Vec<Kind>,
     chart: Option<PathBuf>,
     markdown: Option<PathBuf>,
+    queue: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -44,6 +46,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "/../docs/bench-ratios.svg"
         ))),
         markdown: None,
+        queue: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -66,6 +69,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--chart" => o.chart = Some(value()?.into()),
             "--no-chart" => o.chart = None,
             "--markdown" => o.markdown = Some(value()?.into()),
+            "--no-queue" => o.queue = false,
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
@@ -101,10 +105,20 @@ fn run(o: Options) -> Result<()> {
         .build()?;
     let counted = runtime.block_on(calls::count())?;
     let measured = driver::measure(plan, o.durability, &o.kinds, o.rounds)?;
+    let queued = if o.queue {
+        eprintln!("queue: publish then drain, tito and raw alternated ...");
+        Some(runtime.block_on(queue::measure(&plan, o.durability, 3))?)
+    } else {
+        None
+    };
     let mut text = format!("Machine: {}.\n\n", machine());
     text.push_str(&report::markdown(&measured));
     text.push_str("\n#### Backend calls per tito operation (Counting wrapper)\n\n");
     text.push_str(&calls::markdown(&counted));
+    if let Some(queued) = &queued {
+        text.push_str("\n#### Queue: publish, then handle and acknowledge\n\n");
+        text.push_str(&queue::markdown(queued));
+    }
     println!("{text}");
     if let Some(path) = &o.markdown {
         std::fs::write(path, &text)?;

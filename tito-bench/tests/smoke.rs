@@ -129,3 +129,13 @@ fn the_binary_prints_tables_and_writes_the_chart() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_queue_workload_drains_every_event_on_tito_and_raw() {
+    let plan = Plan::new(300, 150);
+    let figures = tito_bench::queue::measure(&plan, Durability::Buffered, 1)
+        .await
+        .unwrap();
+    assert_eq!((figures.tito.len(), figures.raw.len()), (1, 1));
+    assert!(tito_bench::queue::markdown(&figures).contains("150 events"));
+}

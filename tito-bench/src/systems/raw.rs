@@ -94,7 +94,8 @@ fn index_keys(post: &Post) -> Result<Vec<Vec<u8>>> {
 }
 
 impl Raw {
-    async fn write_new<T: BackendTx>(tx: &mut T, post: &Post) -> Result<()> {
+    /// Writes a new post's record, index entries and manifest in `tx`, as tito's `build` does.
+    pub async fn write_new<T: BackendTx>(tx: &mut T, post: &Post) -> Result<()> {
         let keys = index_keys(post)?;
         tx.put(
             keyspace::record_key(POST_TABLE, &post.id),

@@ -2,8 +2,8 @@
 
 use tito_core::backend::{Backend, Embedded};
 use tito_core::model::{
-    TitoEmbeddedRelationshipConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField,
-    TitoModelTrait,
+    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
+    TitoIndexField, TitoModelTrait,
 };
 use tito_core::{Durability, TitoEngine, TitoError, TitoModel};
 
@@ -68,6 +68,13 @@ impl TitoModelTrait for Post {
             model: AUTHOR_TABLE.into(),
         }]
     }
+
+    /// Only writes with events enabled (the queue workload) publish.
+    fn events(&self) -> Vec<TitoEventConfig> {
+        vec![TitoEventConfig {
+            name: crate::queue::EVENT_TYPE.into(),
+        }]
+    }
 }
 
 /// tito on backend `B` (the embedded backend, or it wrapped in a call counter).
@@ -101,6 +108,11 @@ impl<B: Backend> Tito<B> {
     /// The engine (the smoke test compares its contents with the raw system's).
     pub fn engine(&self) -> &TitoEngine<B> {
         &self.engine
+    }
+
+    /// The posts model.
+    pub fn posts(&self) -> &TitoModel<Post, B> {
+        &self.posts
     }
 }
 
