@@ -112,7 +112,7 @@ pub use tito_core::query::{End, Field, QueryArg, Relation, TextField, TypedQuery
 pub use tito_core::{
     Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue, ReindexProgress,
     RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation, TitoOptions, TitoPage,
-    TitoTransaction, TxKind, VerifyReport, backend, codec, keyspace,
+    TitoTransaction, TxKind, VerifyReport, backend, codec, inspect, keyspace,
 };
 pub use tito_derive::TitoModel;
 

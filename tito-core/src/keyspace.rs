@@ -71,6 +71,22 @@ pub fn record_range(table: &str) -> KeyRange {
     KeyRange::prefix(&start(RECORD, table, 0))
 }
 
+/// The record keys of every table.
+pub fn all_records() -> KeyRange {
+    KeyRange::prefix(&[RECORD])
+}
+
+/// The table and id of a record key, or `None` if `key` is not one.
+pub fn parse_record_key(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.strip_prefix(&[RECORD])?;
+    match codec::decode_tuple(rest).ok()?.as_slice() {
+        [codec::KeyValue::Str(table), codec::KeyValue::Str(id)] => {
+            Some((table.clone(), id.clone()))
+        }
+        _ => None,
+    }
+}
+
 /// The key of the index manifest of record `id`: the index keys it currently owns.
 pub fn manifest_key(table: &str, id: &str) -> Vec<u8> {
     let mut key = start(MANIFEST, table, id.len() + 2);
@@ -103,15 +119,22 @@ pub fn finish_index_key(mut key: Vec<u8>, id: &str, unique: bool) -> Vec<u8> {
 
 /// Decodes the record id at the end of a non-unique index entry key.
 pub fn id_from_index_key(key: &[u8], prefix_len: usize) -> Option<String> {
-    let mut rest = key.get(prefix_len..)?;
+    split_index_key(key, prefix_len).map(|(_, id)| id)
+}
+
+/// Splits a non-unique index entry key, after its `prefix_len`-byte prefix, into the encoded
+/// field values and the record id that ends it.
+pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)> {
+    let values = key.get(prefix_len..)?;
+    let mut at = 0;
     let mut last = None;
-    while !rest.is_empty() {
-        let (value, used) = codec::take_value(rest, Direction::Asc).ok()?;
-        last = Some(value);
-        rest = rest.get(used..)?;
+    while at < values.len() {
+        let (value, used) = codec::take_value(&values[at..], Direction::Asc).ok()?;
+        last = Some((at, value));
+        at += used;
     }
     match last {
-        Some(codec::KeyValue::Str(id)) => Some(id),
+        Some((start, codec::KeyValue::Str(id))) => Some((&values[..start], id)),
         _ => None,
     }
 }

@@ -1,0 +1,152 @@
+//! Model-free inspection of a database: its tables, raw records and index entries, for tools
+//! such as the `tito` command line that know no model types.
+
+use serde_json::Value;
+
+use crate::backend::{Backend, KeyRange, key_after, prefix_end};
+use crate::codec;
+use crate::engine::{TitoEngine, finish};
+use crate::error::Result;
+use crate::keyspace;
+use crate::model::record;
+use crate::txn::TitoTransaction;
+
+/// Rows read per scan while counting.
+const PAGE: usize = 1000;
+
+/// A table and how many records it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// The table name.
+    pub table: String,
+    /// Records stored in it.
+    pub records: u64,
+}
+
+/// One entry of an index: the indexed values, printed readably, and the record it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntryView {
+    /// The entry's field values, `/`-separated (strings quoted).
+    pub values: String,
+    /// The id of the record.
+    pub id: String,
+}
+
+impl<B: Backend> TitoEngine<B> {
+    /// Every table holding records, with its record count, from one snapshot.
+    pub async fn tables(&self) -> Result<Vec<TableStats>> {
+        self.read(|tx| async move {
+            let mut tables = Vec::new();
+            let mut next = keyspace::all_records();
+            // Skip from table to table: read one key, count that table, jump past it.
+            while let Some((key, _)) = tx.scan(next.clone(), 1).await?.pop() {
+                let Some((table, _)) = keyspace::parse_record_key(&key) else {
+                    next.start = key_after(&key);
+                    continue;
+                };
+                let range = keyspace::record_range(&table);
+                let records = count(&tx, range.clone()).await?;
+                tables.push(TableStats { table, records });
+                match range.end {
+                    Some(end) => next.start = end,
+                    None => break,
+                }
+            }
+            Ok(tables)
+        })
+        .await
+    }
+
+    /// Up to `limit` records of `table` as JSON, with their ids, starting after id `after`.
+    pub async fn raw_records(
+        &self,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>> {
+        let mut range = keyspace::record_range(table);
+        if let Some(after) = after {
+            range.start = key_after(&keyspace::record_key(table, after));
+        }
+        self.read(|tx| async move {
+            let rows = tx.scan(range, limit).await?;
+            rows.iter()
+                .map(|(key, bytes)| {
+                    let id = keyspace::parse_record_key(key).map_or_else(String::new, |(_, id)| id);
+                    Ok((id, record::decode_value(key, bytes)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Record `id` of `table` as JSON, or `None` if there is none.
+    pub async fn raw_record(&self, table: &str, id: &str) -> Result<Option<Value>> {
+        let key = keyspace::record_key(table, id);
+        self.read(|tx| async move {
+            match tx.get(&key).await? {
+                Some(bytes) => record::decode_value(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Up to `limit` entries of index `index` of `table`, in index order.
+    pub async fn raw_index_entries(
+        &self,
+        table: &str,
+        index: &str,
+        limit: usize,
+    ) -> Result<Vec<IndexEntryView>> {
+        self.read(|tx| async move {
+            let mut entries = Vec::new();
+            for unique in [false, true] {
+                let prefix = keyspace::index_prefix(table, index, unique);
+                let range = KeyRange {
+                    end: prefix_end(&prefix),
+                    start: prefix.clone(),
+                };
+                for (key, value) in tx.scan(range, limit - entries.len()).await? {
+                    let (values, id) = if unique {
+                        let id = String::from_utf8_lossy(&value).into_owned();
+                        (&key[prefix.len()..], id)
+                    } else {
+                        keyspace::split_index_key(&key, prefix.len())
+                            .unwrap_or((&key[prefix.len()..], String::new()))
+                    };
+                    entries.push(IndexEntryView {
+                        values: codec::display_key(values),
+                        id,
+                    });
+                }
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
+    /// Runs `read` on a snapshot and closes it.
+    async fn read<'a, T, F, Fut>(&'a self, read: F) -> Result<T>
+    where
+        F: FnOnce(TitoTransaction<B>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + 'a,
+    {
+        let tx = self.snapshot().await?;
+        let result = read(tx.clone()).await;
+        finish(&tx, result).await
+    }
+}
+
+/// The number of keys in `range`, counted a page at a time.
+async fn count<B: Backend>(tx: &TitoTransaction<B>, mut range: KeyRange) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let rows = tx.scan(range.clone(), PAGE).await?;
+        total += rows.len() as u64;
+        match rows.last() {
+            Some((last, _)) if rows.len() == PAGE => range.start = key_after(last),
+            _ => return Ok(total),
+        }
+    }
+}
