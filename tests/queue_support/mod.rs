@@ -100,7 +100,7 @@ pub fn quick_retry(attempts: u32) -> RetryPolicy {
 /// A worker with short leases, heartbeats and polling.
 pub fn fast(queue: &Arc<TitoQueue>) -> Worker {
     Worker::new(queue.clone(), EVENT)
-        .lease_ttl(Duration::from_millis(600))
+        .lease_ttl(Duration::from_secs(1))
         .heartbeat(Duration::from_millis(50))
         .poll_interval(Duration::from_millis(5))
         .shutdown_timeout(Duration::from_secs(10))

@@ -34,11 +34,13 @@ pub(crate) async fn sweep<B: Backend>(
     let now = now_micros();
     let (idle, retry_due) = {
         let state = rt.state.lock();
+        // A lease past its expiry stays usable until another worker takes it: the fencing
+        // check of the acknowledgement decides, and a slow heartbeat does not stall the worker.
         let idle: BTreeSet<u32> = state
             .held
-            .iter()
-            .filter(|(p, held)| !state.busy.contains(p) && held.expires_at > now)
-            .map(|(p, _)| *p)
+            .keys()
+            .filter(|p| !state.busy.contains(p))
+            .copied()
             .collect();
         let retry_due: BTreeSet<u32> = idle
             .iter()
