@@ -1,10 +1,8 @@
 //! Heartbeats: membership, partition assignment and lease changes.
 //!
 //! Each heartbeat announces the worker as a member of its group, reads the live members and
-//! the leases, and computes the partitions this worker should hold by rendezvous hashing: each
-//! partition goes to the live member (whose range covers it) with the highest hash of
-//! (member, partition). Workers reading the same members agree without talking to each other,
-//! and a member joining or leaving moves only its share. The worker then, in one transaction,
+//! the leases, and computes the partitions this worker should hold (rendezvous hashing, see
+//! `assign.rs`). The worker then, in one transaction,
 //! renews the leases it keeps, releases those it should not hold (once idle) and takes free or
 //! expired ones it should. Every lease write re-reads the lease in its transaction, and a taken
 //! lease gets the next fencing token, so an older holder can no longer acknowledge.
@@ -12,18 +10,17 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use tito_core::backend::{KeyRange, key_after};
+use tito_core::backend::KeyRange;
 use tito_core::event::{PARTITIONS, micros_since_epoch};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError, TitoTransaction};
 use tracing::{debug, warn};
 
+use super::assign::assign;
+use super::retry_area::read_parked;
 use super::runtime::Runtime;
-use super::state::{Held, Parked};
-use crate::stored::{Member, PartitionLease, RetryEntry};
-
-/// Rows read per scan when reading retry areas.
-const PAGE: usize = 1_000;
+use super::state::Held;
+use crate::stored::{Member, PartitionLease};
 
 /// Lease transactions retried on conflict before waiting for the next heartbeat.
 const ATTEMPTS: u32 = 3;
@@ -139,40 +136,21 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
     result
 }
 
-/// Reads the retry areas of newly acquired partitions with one scan over the worker's range
-/// (usually empty), so they need not be read one partition at a time.
+/// Reads the retry areas of newly acquired partitions with one scan, so they need not be read
+/// one partition at a time.
 async fn load_parked<B: Backend>(rt: &Runtime<B>, acquired: &[u32]) -> Result<(), TitoError> {
     let (Some(&first), Some(&last)) = (acquired.iter().min(), acquired.iter().max()) else {
         return Ok(());
     };
-    let s = &rt.settings;
-    let tx = rt.engine.snapshot().await?;
-    let mut parked: HashMap<u32, Parked> = acquired.iter().map(|&p| (p, Parked::new())).collect();
-    let prefix_len = keys::group_prefix(&s.event_type, &s.group, "retry").len();
-    let mut range = KeyRange::new(
-        keys::retry_partition_prefix(&s.event_type, &s.group, first),
-        keys::retry_partition_prefix(&s.event_type, &s.group, last + 1),
-    );
-    loop {
-        let rows = tx.scan(range.clone(), PAGE).await?;
-        for (key, value) in &rows {
-            let p = keys::partition_in_key(key, prefix_len);
-            if let Some(keys) = p.and_then(|p| parked.get_mut(&p)) {
-                let entry = RetryEntry::decode(key, value)?;
-                keys.entry(entry.event.partition_key)
-                    .or_insert(entry.next_at);
-            }
-        }
-        match rows.last() {
-            Some((last, _)) if rows.len() == PAGE => range.start = key_after(last),
-            _ => break,
-        }
-    }
+    let parked = read_parked(rt, first..last + 1).await?;
     let mut state = rt.state.lock();
-    for (p, keys) in parked {
+    for p in acquired {
         // Only if still held and not read by a task meanwhile.
-        if state.held.contains_key(&p) && !state.parked.contains_key(&p) {
-            state.parked.insert(p, keys);
+        if state.held.contains_key(p)
+            && !state.parked.contains_key(p)
+            && let Some(keys) = parked.get(p)
+        {
+            state.parked.insert(*p, keys.clone());
         }
     }
     Ok(())
@@ -212,39 +190,6 @@ async fn read_view<B: Backend>(
         }
     }
     Ok((members, leases))
-}
-
-/// The partitions of `[start, end)` that rendezvous hashing gives to `me` among the live members.
-fn assign(me: &str, start: u32, end: u32, members: &[(String, Member)], now: u64) -> BTreeSet<u32> {
-    let live: Vec<(&str, u32, u32)> = members
-        .iter()
-        .filter(|(id, m)| id != me && m.expires_at > now)
-        .map(|(id, m)| (id.as_str(), m.start, m.end))
-        .chain([(me, start, end)])
-        .collect();
-    (start..end.min(PARTITIONS))
-        .filter(|&p| {
-            live.iter()
-                .filter(|(_, from, to)| (*from..*to).contains(&p))
-                .max_by_key(|(id, _, _)| (score(id, p), *id))
-                .is_some_and(|(id, _, _)| *id == me)
-        })
-        .collect()
-}
-
-/// A well-mixed hash of (member, partition): FNV-1a, then the splitmix64 finalizer.
-fn score(member: &str, partition: u32) -> u64 {
-    let mut h = member
-        .bytes()
-        .chain(partition.to_be_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
 }
 
 /// Lease changes a heartbeat committed.
@@ -416,49 +361,4 @@ async fn prune_done<B: Backend>(rt: &Runtime<B>, before: u64) -> Result<(), Tito
         .delete_page(keys::done_before_range(&s.event_type, &s.group, before))
         .await
         .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(end: u32) -> Member {
-        Member {
-            expires_at: u64::MAX,
-            start: 0,
-            end,
-        }
-    }
-
-    #[test]
-    fn members_split_partitions_without_overlap_or_gaps() {
-        let members = vec![
-            ("a".to_string(), member(1024)),
-            ("b".to_string(), member(1024)),
-        ];
-        let a = assign("a", 0, 1024, &members, 0);
-        let b = assign("b", 0, 1024, &members, 0);
-        assert!(a.is_disjoint(&b));
-        assert_eq!(a.len() + b.len(), 1024);
-        assert!(a.len() > 400 && b.len() > 400, "{} / {}", a.len(), b.len());
-    }
-
-    #[test]
-    fn expired_members_and_foreign_ranges_do_not_count() {
-        let mut gone = member(1024);
-        gone.expires_at = 5;
-        let members = vec![
-            ("b".to_string(), gone),
-            (
-                "c".to_string(),
-                Member {
-                    expires_at: u64::MAX,
-                    start: 512,
-                    end: 1024,
-                },
-            ),
-        ];
-        let a = assign("a", 0, 512, &members, 10);
-        assert_eq!(a.len(), 512);
-    }
 }

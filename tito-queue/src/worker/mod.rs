@@ -7,8 +7,10 @@
 //! transactions ([`ack`]).
 
 mod ack;
+mod assign;
 mod lease;
 mod partition;
+mod retry_area;
 mod runtime;
 mod state;
 mod sweep;

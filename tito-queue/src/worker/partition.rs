@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use tito_core::backend::{KeyRange, KvPair, key_after};
+use tito_core::backend::{KeyRange, KvPair};
 use tito_core::event::{decode_event, encode_event};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError, TitoEvent};
@@ -24,6 +24,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use super::ack::{AckBatch, AckError, acknowledge};
 use super::lease::now_micros;
+use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::Parked;
 use crate::handler::{Handler, run_guarded};
@@ -127,32 +128,16 @@ impl<B: Backend> PartitionRun<B> {
         Ok(())
     }
 
-    /// The parked keys: cached, or read from the retry area (first entry of a key = its head).
+    /// The parked keys: cached, or read from the retry area.
     async fn load_parked(&mut self) -> Result<(), Stop> {
         if let Some(parked) = self.rt.state.lock().parked.get(&self.partition) {
             self.parked = parked.clone();
             return Ok(());
         }
-        let s = &self.rt.settings;
-        let snapshot = self.rt.engine.snapshot().await?;
-        let mut range = KeyRange::prefix(&keys::retry_partition_prefix(
-            &s.event_type,
-            &s.group,
-            self.partition,
-        ));
-        loop {
-            let rows = snapshot.scan(range.clone(), 1_000).await?;
-            for (key, value) in &rows {
-                let entry = RetryEntry::decode(key, value)?;
-                self.parked
-                    .entry(entry.event.partition_key)
-                    .or_insert(entry.next_at);
-            }
-            match rows.last() {
-                Some((last, _)) if rows.len() == 1_000 => range.start = key_after(last),
-                _ => return Ok(()),
-            }
-        }
+        let p = self.partition;
+        let mut read = read_parked(&self.rt, p..p + 1).await?;
+        self.parked = read.remove(&p).unwrap_or_default();
+        Ok(())
     }
 
     async fn handle_due_retries(&mut self) -> Result<(), Stop> {
