@@ -40,6 +40,11 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
     })
     .await;
     assert_eq!(log.first_completions()["poison"], vec![0, 2, 3]);
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.handled, stats.failed_attempts, stats.dead_lettered),
+        (3, 3, 1)
+    );
     assert_eq!(
         attempts.lock().unwrap()["poison-1"],
         3,

@@ -162,6 +162,12 @@ async fn a_worker_whose_lease_was_taken_cannot_acknowledge() {
     };
     write_lease(&queue, partition, stolen).await;
     release.notify_one();
+    wait_until("the acknowledgement fails", || async {
+        worker.stats().abandoned_batches == 1
+    })
+    .await;
+    let stats = worker.stats();
+    assert_eq!((stats.handled, stats.leases_lost), (0, 1));
     worker.shutdown().await.unwrap();
     assert_eq!(first.len(), 1, "the first worker ran the handler");
     assert_eq!(backlog(&queue).await, 1, "but could not acknowledge");

@@ -78,6 +78,7 @@ pub(crate) async fn acknowledge<B: Backend>(
     match outcome {
         Ok(expires_at) => {
             tx.commit().await?;
+            rt.counters.acknowledged(batch.handled, batch.dead_lettered);
             Ok(expires_at)
         }
         Err(e) => {

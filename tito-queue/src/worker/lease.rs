@@ -71,6 +71,7 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
                 lost.push((p, held.token));
             }
         }
+        rt.counters.leases(0, lost.len() as u64);
         for (p, token) in lost {
             debug!(partition = p, "queue lease lost");
             state.forget(p, token);
@@ -305,6 +306,7 @@ async fn finish<B: Backend, T>(
 }
 
 fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {
+    rt.counters.leases(changes.acquired.len() as u64, 0);
     let mut state = rt.state.lock();
     for (p, token) in changes.dropped {
         state.forget(p, token);

@@ -13,6 +13,7 @@ mod partition;
 mod retry_area;
 mod runtime;
 mod state;
+mod stats;
 mod sweep;
 
 use std::future::Future;
@@ -30,6 +31,8 @@ use tokio::task::JoinHandle;
 use crate::PartitionConfig;
 use crate::handler::{Handler, HandlerFuture};
 use crate::queue::TitoQueue;
+use stats::Counters;
+pub use stats::WorkerStats;
 
 /// Everything that tunes a worker; see the [`Worker`] methods for each field.
 #[derive(Debug, Clone)]
@@ -218,12 +221,19 @@ impl<B: Backend> Worker<B> {
     fn start(self, handler: Handler<B>) -> WorkerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let id = self.settings.worker_id.clone();
-        let runtime = runtime::Runtime::new(self.queue.engine.clone(), self.settings, handler);
+        let counters = Arc::new(Counters::default());
+        let runtime = runtime::Runtime::new(
+            self.queue.engine.clone(),
+            self.settings,
+            handler,
+            counters.clone(),
+        );
         let join = tokio::spawn(runtime.run(self.leader, self.shutdown, stop_rx));
         WorkerHandle {
             id,
             stop: stop_tx,
             join,
+            counters,
         }
     }
 }
@@ -234,12 +244,18 @@ pub struct WorkerHandle {
     id: String,
     stop: watch::Sender<bool>,
     join: JoinHandle<Result<(), TitoError>>,
+    counters: Arc<Counters>,
 }
 
 impl WorkerHandle {
     /// The worker's id, as written in its leases.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// What the worker did so far.
+    pub fn stats(&self) -> WorkerStats {
+        self.counters.snapshot()
     }
 
     /// Asks the worker to stop gracefully: take no new events, finish in-flight ones (up to

@@ -93,6 +93,8 @@ pub(crate) async fn process<B: Backend>(
         }
         Ok(()) => {}
         Err(Stop::LeaseLost) => {
+            rt.counters.abandoned_batch();
+            rt.counters.leases(0, 1);
             debug!(
                 partition,
                 "queue lease lost before acknowledging; events stay pending"
@@ -100,6 +102,7 @@ pub(crate) async fn process<B: Backend>(
             state.forget(partition, token);
         }
         Err(Stop::Failed(e)) => {
+            rt.counters.abandoned_batch();
             warn!(partition, error = %e, "queue batch not acknowledged; it will be handled again");
             state.parked.remove(&partition);
         }
@@ -227,6 +230,7 @@ impl<B: Backend> PartitionRun<B> {
     ) -> Result<bool, TitoError> {
         let s = &self.rt.settings;
         let now = now_micros();
+        self.rt.counters.failed_attempt();
         if attempts >= s.retry.max_attempts {
             warn!(event_id = %event.id, attempts, %error, "queue event dead-lettered");
             let key = keys::dead_key(

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tracing::{info, warn};
 
 use super::state::SharedState;
+use super::stats::Counters;
 use super::{Settings, lease, sweep};
 use crate::handler::Handler;
 use crate::queue::TitoQueue;
@@ -23,6 +24,7 @@ pub(crate) struct Runtime<B: Backend> {
     pub settings: Settings,
     pub handler: Handler<B>,
     pub state: SharedState,
+    pub counters: Arc<Counters>,
 }
 
 async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
@@ -43,12 +45,18 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 }
 
 impl<B: Backend> Runtime<B> {
-    pub fn new(engine: TitoEngine<B>, settings: Settings, handler: Handler<B>) -> Arc<Self> {
+    pub fn new(
+        engine: TitoEngine<B>,
+        settings: Settings,
+        handler: Handler<B>,
+        counters: Arc<Counters>,
+    ) -> Arc<Self> {
         Arc::new(Runtime {
             engine,
             settings,
             handler,
             state: SharedState::default(),
+            counters,
         })
     }
 
