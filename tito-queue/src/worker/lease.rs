@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use tito_core::backend::KeyRange;
 use tito_core::event::{PARTITIONS, micros_since_epoch};
 use tito_core::keyspace::queue as keys;
-use tito_core::{Backend, TitoError, TitoTransaction};
+use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 use tracing::{debug, warn};
 
 use super::assign::assign;
@@ -113,7 +113,7 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
                 break;
             }
             Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
-                tokio::time::sleep(s.retry.delay(attempt).min(s.heartbeat() / 4)).await;
+                tokio::time::sleep(RetryPolicy::default().delay(attempt)).await;
                 result = Err(e);
             }
             Err(e) => {

@@ -53,12 +53,22 @@ enum Handled {
     Failed(String),
 }
 
-/// Removes the partition from the busy set when the task ends, however it ends.
-struct BusyGuard<B: Backend>(Arc<Runtime<B>>, u32);
+/// Removes the partition from the busy set when the task ends, however it ends; a task that
+/// did not finish (aborted at shutdown, or a bug panicked) also drops the partition's cached
+/// parked keys, since its writes may have been partly acknowledged.
+struct BusyGuard<B: Backend> {
+    rt: Arc<Runtime<B>>,
+    partition: u32,
+    finished: bool,
+}
 
 impl<B: Backend> Drop for BusyGuard<B> {
     fn drop(&mut self) {
-        self.0.state.lock().busy.remove(&self.1);
+        let mut state = self.rt.state.lock();
+        state.busy.remove(&self.partition);
+        if !self.finished {
+            state.parked.remove(&self.partition);
+        }
     }
 }
 
@@ -70,7 +80,11 @@ pub(crate) async fn process<B: Backend>(
     rows: Vec<KvPair>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let _busy = BusyGuard(rt.clone(), partition);
+    let mut busy = BusyGuard {
+        rt: rt.clone(),
+        partition,
+        finished: false,
+    };
     let span = debug_span!(
         "tito.queue.batch",
         event_type = %rt.settings.event_type,
@@ -86,6 +100,7 @@ pub(crate) async fn process<B: Backend>(
         batch: AckBatch::default(),
     };
     let outcome = run.execute(rows).instrument(span).await;
+    busy.finished = true;
     let mut state = rt.state.lock();
     match outcome {
         Ok(()) if state.holds(partition, token) => {
