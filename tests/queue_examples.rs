@@ -8,3 +8,11 @@ mod queue_fifo;
 fn queue_fifo_example_runs() {
     queue_fifo::main().unwrap();
 }
+
+#[path = "../examples/queue_workers.rs"]
+mod queue_workers;
+
+#[test]
+fn queue_workers_example_runs() {
+    queue_workers::main().unwrap();
+}
