@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::driver::Measurements;
-use crate::report::{ratio, raw_goal};
+use crate::report::{ratio, raw_goal, unequal_durability};
 use crate::system::Workload;
 use crate::systems::Kind;
 
@@ -104,10 +104,15 @@ pub fn svg(m: &Measurements) -> String {
                 continue;
             };
             let bar_y = y + 4.0 + i as f64 * (BAR + 2.0);
+            let mark = if unequal_durability(*kind, workload, m.durability) {
+                " †"
+            } else {
+                ""
+            };
             let (a, b) = (x_of(1.0), x_of(r));
             let _ = writeln!(
                 out,
-                r#"<rect x="{:.1}" y="{bar_y}" width="{:.1}" height="{BAR}" fill="{}"/><text x="{:.1}" y="{}" font-size="10">{r:.2}x</text>"#,
+                r#"<rect x="{:.1}" y="{bar_y}" width="{:.1}" height="{BAR}" fill="{}"/><text x="{:.1}" y="{}" font-size="10">{r:.2}x{mark}</text>"#,
                 a.min(b),
                 (a - b).abs().max(1.0),
                 color(*kind),
@@ -118,7 +123,7 @@ pub fn svg(m: &Measurements) -> String {
     }
     let _ = writeln!(
         out,
-        r#"<text x="10" y="{}" font-size="11">Dashed red: the product goal against the raw backend. Same run, systems alternated.</text>"#,
+        r#"<text x="10" y="{}" font-size="11">Dashed red: the product goal against the raw backend. Same run, systems alternated. † native_db fsyncs every commit; the others do not in this run.</text>"#,
         bottom + 40.0
     );
     out.push_str("</svg>\n");

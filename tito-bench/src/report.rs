@@ -119,8 +119,13 @@ pub fn markdown(m: &Measurements) -> String {
     out
 }
 
+/// Whether `kind`'s figure on `workload` was measured at a stronger durability than tito's.
+pub fn unequal_durability(kind: Kind, workload: Workload, durability: Durability) -> bool {
+    workload.writes() && kind.fsyncs(durability) && !Kind::Tito.fsyncs(durability)
+}
+
 fn dagger(kind: Kind, workload: Workload, durability: Durability) -> &'static str {
-    if workload.writes() && kind == Kind::NativeDb && durability != Durability::Sync {
+    if unequal_durability(kind, workload, durability) {
         " †"
     } else {
         ""
