@@ -70,7 +70,6 @@ fn parse(args: &[String]) -> Result<Options> {
             "--no-chart" => o.chart = None,
             "--markdown" => o.markdown = Some(value()?.into()),
             "--no-queue" => o.queue = false,
-            "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
     }
@@ -137,6 +136,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("child") => driver::serve_args(&args[1..]),
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         _ => parse(&args).and_then(run),
     };
     match result {
