@@ -684,3 +684,51 @@ async fn a_database_of_a_newer_format_is_refused() {
         .unwrap_err();
     assert!(matches!(err, TitoError::IncompatibleFormat(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn build_many_checks_every_record_in_one_batched_read() {
+    let backend = Counting::new(Embedded::temporary_builder().open_backend().unwrap());
+    let db = TitoEngine::new(backend.clone()).await.unwrap();
+    let model = db.clone().model::<Account>();
+    let batch: Vec<Account> = (0..100)
+        .map(|i| account(&format!("a{i}"), &format!("a{i}@x"), i))
+        .collect();
+    backend.take();
+    let tx = db.begin().await.unwrap();
+    model.build_many(batch, &tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let calls = backend.take();
+    assert_eq!(
+        (calls.get, calls.batch_get, calls.scan, calls.commit),
+        (0, 1, 0, 1),
+        "{calls:?}"
+    );
+
+    // Clashes inside one batch, or with stored records, are typed errors.
+    let clash = |records: Vec<Account>| {
+        let db = db.clone();
+        let model = model.clone();
+        async move {
+            db.transaction(|tx| async move { model.build_many(records, &tx).await })
+                .await
+                .unwrap_err()
+        }
+    };
+    let twice = clash(vec![account("n1", "n1@x", 1), account("n1", "n2@x", 2)]).await;
+    assert!(matches!(twice, TitoError::KeyExists(_)), "{twice:?}");
+    let same_email = clash(vec![account("n1", "same@x", 1), account("n2", "same@x", 2)]).await;
+    assert!(
+        matches!(&same_email, TitoError::UniqueViolation { index, existing_id, .. }
+            if index == "by_email" && existing_id == "n1"),
+        "{same_email:?}"
+    );
+    let stored_email = clash(vec![account("n3", "n3@x", 3), account("n4", "a7@x", 4)]).await;
+    assert!(
+        matches!(&stored_email, TitoError::UniqueViolation { existing_id, .. } if existing_id == "a7"),
+        "{stored_email:?}"
+    );
+    assert!(
+        model.find_by_id("n3", vec![]).await.is_err(),
+        "a failed batch stores nothing"
+    );
+}

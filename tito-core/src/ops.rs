@@ -1,7 +1,7 @@
 //! Model operations: build, update, delete and find, each a set of planned mutations applied in
 //! the caller's transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -175,33 +175,91 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         options: TitoOptions,
         tx: &TitoTransaction<B>,
     ) -> Result<T> {
-        let span = debug_span!("tito.build", table = %self.schema.table);
-        async {
-            let prepared = self.prepare(&record, options.event.is_some())?;
-            let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
-            let mut keys = vec![record_key.clone()];
-            keys.extend(Self::unique_keys(&prepared));
-            let found = tx.batch_get(&keys).await?;
-            if found.first().is_some_and(Option::is_some) {
-                return Err(TitoError::KeyExists(format!(
-                    "`{}` record `{}`",
-                    self.schema.table, prepared.id
-                )));
-            }
-            self.check_unique(&prepared, found.get(1..).unwrap_or_default())?;
-            tx.put(record_key, prepared.bytes.clone()).await?;
-            self.write_entries(tx, &prepared, &HashSet::new()).await?;
-            let manifest = plan::encode_manifest(&prepared.plan.keys());
-            tx.put(
-                keyspace::manifest_key(&self.schema.table, &prepared.id),
-                manifest,
-            )
+        let mut built = self
+            .build_many_with_options(vec![record], options, tx)
             .await?;
-            self.publish(tx, &record, &prepared, &options).await?;
-            Ok(record)
+        built
+            .pop()
+            .ok_or_else(|| TitoError::Custom("build stored no record".into()))
+    }
+
+    /// Stores several new records with one batched read for all their existence and unique
+    /// checks (one round trip on TiKV, however many records). Fails like [`build`](Self::build),
+    /// also when two of the records share an id or a unique value.
+    pub async fn build_many(&self, records: Vec<T>, tx: &TitoTransaction<B>) -> Result<Vec<T>> {
+        self.build_many_with_options(records, TitoOptions::default(), tx)
+            .await
+    }
+
+    /// [`build_many`](Self::build_many), publishing the events `options` asks for.
+    pub async fn build_many_with_options(
+        &self,
+        records: Vec<T>,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<T>> {
+        let span = debug_span!("tito.build", table = %self.schema.table, records = records.len());
+        async {
+            let prepared = records
+                .iter()
+                .map(|record| self.prepare(record, options.event.is_some()))
+                .collect::<Result<Vec<_>>>()?;
+            self.check_batch_duplicates(&prepared)?;
+            let record_keys: Vec<Vec<u8>> = prepared
+                .iter()
+                .map(|p| keyspace::record_key(&self.schema.table, &p.id))
+                .collect();
+            let mut keys = record_keys.clone();
+            keys.extend(prepared.iter().flat_map(Self::unique_keys));
+            let found = tx.batch_get(&keys).await?;
+            let (existing, mut holders) = found.split_at(prepared.len());
+            for (p, existing) in prepared.iter().zip(existing) {
+                if existing.is_some() {
+                    return Err(TitoError::KeyExists(format!(
+                        "`{}` record `{}`",
+                        self.schema.table, p.id
+                    )));
+                }
+                let (mine, rest) = holders.split_at(Self::unique_keys(p).count());
+                self.check_unique(p, mine)?;
+                holders = rest;
+            }
+            for ((record, p), record_key) in records.iter().zip(&prepared).zip(record_keys) {
+                tx.put(record_key, p.bytes.clone()).await?;
+                self.write_entries(tx, p, &HashSet::new()).await?;
+                let manifest = plan::encode_manifest(&p.plan.keys());
+                tx.put(keyspace::manifest_key(&self.schema.table, &p.id), manifest)
+                    .await?;
+                self.publish(tx, record, p, &options).await?;
+            }
+            Ok(records)
         }
         .instrument(span)
         .await
+    }
+
+    /// Fails if two records of one batch share an id or a unique index value.
+    fn check_batch_duplicates(&self, prepared: &[Prepared]) -> Result<()> {
+        let mut ids = HashSet::new();
+        let mut unique: HashMap<&[u8], &str> = HashMap::new();
+        for p in prepared {
+            if !ids.insert(p.id.as_str()) {
+                return Err(TitoError::KeyExists(format!(
+                    "`{}` record `{}` (twice in one batch)",
+                    self.schema.table, p.id
+                )));
+            }
+            for entry in p.plan.entries.iter().filter(|e| e.unique_index.is_some()) {
+                if let Some(holder) = unique.insert(&entry.key, &p.id) {
+                    return Err(TitoError::UniqueViolation {
+                        table: self.schema.table.clone(),
+                        index: entry.unique_index.clone().unwrap_or_default(),
+                        existing_id: holder.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Replaces a stored record, moving exactly the index entries that changed. Fails with
