@@ -87,6 +87,46 @@ async fn out_of_order_commits_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_after_later_events_were_handled_is_still_delivered() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        fast(&queue).run(move |event| {
+            log.push(&event);
+            Box::pin(async { Ok(()) })
+        })
+    };
+    // Transaction A takes the earlier position but stays open...
+    let model = db.clone().model::<Entry>();
+    let slow = db.begin().await.unwrap();
+    let early = Entry {
+        id: "early".into(),
+        owner: "early-key".into(),
+        seq: 0,
+    };
+    let options = TitoOptions::with_events(TitoOperation::Insert);
+    model
+        .build_with_options(early, options, &slow)
+        .await
+        .unwrap();
+    // ...while a later event of the same partition commits and is handled.
+    let late_key = same_partition_as("early-key");
+    publish(&db, &late_key, 1).await.unwrap();
+    wait_until("the later event is handled", || async {
+        log.ids().contains(&format!("{late_key}-1")) && backlog(&queue).await == 0
+    })
+    .await;
+    slow.commit().await.unwrap();
+    wait_until("the earlier event is handled too", || async {
+        log.ids().contains("early")
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(backlog(&queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_key_order_holds_under_concurrency_and_retries() {
     let (db, queue) = fresh().await;
     let log = Log::default();

@@ -176,9 +176,9 @@ impl<B: Backend> Worker<B> {
         self
     }
 
-    /// How long an idle worker waits before looking for new events.
+    /// How long an idle worker waits before looking for new events (at least 1 ms).
     pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.settings.poll_interval = every;
+        self.settings.poll_interval = every.max(Duration::from_millis(1));
         self
     }
 
