@@ -5,7 +5,7 @@ use tito_core::model::{
     TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
     TitoIndexField, TitoModelTrait,
 };
-use tito_core::{Durability, TitoEngine, TitoError, TitoModel};
+use tito_core::{Durability, TitoEngine, TitoModel};
 
 use crate::data::{Author, PAGE, Post};
 use crate::system::{Page, Result, System};
@@ -122,12 +122,7 @@ impl<B: Backend> System for Tito<B> {
     async fn insert_authors(&mut self, authors: Vec<Author>) -> Result<()> {
         let model = self.authors.clone();
         self.engine
-            .transaction(|tx| async move {
-                for author in authors {
-                    model.build(author, &tx).await?;
-                }
-                Ok::<_, TitoError>(())
-            })
+            .transaction(|tx| async move { model.build_many(authors, &tx).await })
             .await?;
         Ok(())
     }
@@ -135,12 +130,7 @@ impl<B: Backend> System for Tito<B> {
     async fn insert(&mut self, posts: Vec<Post>) -> Result<()> {
         let model = self.posts.clone();
         self.engine
-            .transaction(|tx| async move {
-                for post in posts {
-                    model.build(post, &tx).await?;
-                }
-                Ok::<_, TitoError>(())
-            })
+            .transaction(|tx| async move { model.build_many(posts, &tx).await })
             .await?;
         Ok(())
     }
