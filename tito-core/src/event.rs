@@ -165,7 +165,7 @@ pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
 
 /// Decodes the consumer group registry stored at [`queue::groups_key`]; absent means only
 /// [`DEFAULT_GROUP`].
-pub fn decode_groups(key: &[u8], bytes: Option<&[u8]>) -> Result<Vec<String>> {
+fn decode_groups(key: &[u8], bytes: Option<&[u8]>) -> Result<Vec<String>> {
     match bytes {
         Some(bytes) => serde_json::from_slice(bytes)
             .map_err(|e| crate::model::record::decode_error(key, e.to_string())),
