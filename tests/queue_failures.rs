@@ -137,3 +137,34 @@ async fn all_dead_letters_can_be_replayed() {
         assert_eq!(seqs, sorted, "order of {owner}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_handler_times_out_and_is_retried() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let hung_once = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (log, hung_once) = (log.clone(), hung_once.clone());
+        fast(&queue)
+            .handler_timeout(std::time::Duration::from_millis(50))
+            .run(move |event| {
+                let (log, hung_once) = (log.clone(), hung_once.clone());
+                Box::pin(async move {
+                    if !hung_once.swap(true, Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    log.push(&event);
+                    Ok(())
+                })
+            })
+    };
+    publish(&db, "k", 0).await.unwrap();
+    publish(&db, "k", 1).await.unwrap();
+    wait_until("both handled after the timeout", || async {
+        log.ids().len() == 2 && backlog(&queue).await == 0
+    })
+    .await;
+    assert_eq!(log.first_completions()["k"], vec![0, 1]);
+    assert_eq!(worker.stats().failed_attempts, 1);
+    worker.shutdown().await.unwrap();
+}

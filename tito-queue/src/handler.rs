@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tito_core::{Backend, TitoError, TitoEvent, TitoTransaction};
 
@@ -37,12 +38,21 @@ impl<B: Backend> Clone for Handler<B> {
     }
 }
 
-/// Runs a handler: its error, or its panic (while building or polling its future), becomes
-/// `Err(message)`.
-pub(crate) async fn run_guarded(make: impl FnOnce() -> HandlerFuture) -> Result<(), String> {
-    match catch_unwind(AssertUnwindSafe(make)) {
-        Ok(future) => CatchUnwind(future).await,
-        Err(panic) => Err(panic_message(panic)),
+/// Runs a handler: its error, its panic (while building or polling its future), or running
+/// longer than `timeout` becomes `Err(message)`.
+pub(crate) async fn run_guarded(
+    timeout: Option<Duration>,
+    make: impl FnOnce() -> HandlerFuture,
+) -> Result<(), String> {
+    let future = match catch_unwind(AssertUnwindSafe(make)) {
+        Ok(future) => CatchUnwind(future),
+        Err(panic) => return Err(panic_message(panic)),
+    };
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| Err(format!("handler timed out after {limit:?}"))),
+        None => future.await,
     }
 }
 
@@ -76,13 +86,22 @@ mod tests {
 
     #[tokio::test]
     async fn panics_and_errors_become_failures() {
-        let ok = run_guarded(|| Box::pin(async { Ok(()) })).await;
+        let ok = run_guarded(None, || Box::pin(async { Ok(()) })).await;
         assert_eq!(ok, Ok(()));
-        let err = run_guarded(|| Box::pin(async { Err(TitoError::custom("nope")) })).await;
+        let err = run_guarded(None, || Box::pin(async { Err(TitoError::custom("nope")) })).await;
         assert_eq!(err, Err("nope".to_string()));
-        let polled = run_guarded(|| Box::pin(async { panic!("boom") })).await;
+        let polled = run_guarded(None, || Box::pin(async { panic!("boom") })).await;
         assert_eq!(polled, Err("handler panicked: boom".to_string()));
-        let built = run_guarded(|| panic!("early {}", 1)).await;
+        let built = run_guarded(None, || panic!("early {}", 1)).await;
         assert_eq!(built, Err("handler panicked: early 1".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_handler_running_too_long_fails() {
+        let limit = Some(Duration::from_millis(10));
+        let hung = run_guarded(limit, || Box::pin(std::future::pending())).await;
+        assert_eq!(hung, Err("handler timed out after 10ms".to_string()));
+        let quick = run_guarded(limit, || Box::pin(async { Ok(()) })).await;
+        assert_eq!(quick, Ok(()));
     }
 }

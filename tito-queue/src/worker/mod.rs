@@ -50,6 +50,7 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub poll_interval: Duration,
     pub shutdown_timeout: Duration,
+    pub handler_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -101,6 +102,7 @@ impl<B: Backend> Worker<B> {
                 batch_size: 256,
                 poll_interval: Duration::from_millis(50),
                 shutdown_timeout: Duration::from_secs(30),
+                handler_timeout: None,
             },
             leader: None,
             shutdown: None,
@@ -185,6 +187,13 @@ impl<B: Backend> Worker<B> {
     /// How long shutdown waits for in-flight events before abandoning them (they stay pending).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Fails a handler call that runs longer than `limit` (then retried like an error), so a
+    /// hung handler cannot hold its partition forever. No limit by default.
+    pub fn handler_timeout(mut self, limit: Duration) -> Self {
+        self.settings.handler_timeout = Some(limit);
         self
     }
 

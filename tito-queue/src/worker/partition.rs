@@ -291,7 +291,8 @@ impl<B: Backend> PartitionRun<B> {
         match &self.rt.handler {
             Handler::Plain(handler) => {
                 let handler = handler.clone();
-                let outcome = run_guarded(|| handler(event.clone())).await;
+                let timeout = self.rt.settings.handler_timeout;
+                let outcome = run_guarded(timeout, || handler(event.clone())).await;
                 match outcome {
                     Ok(()) => {
                         self.succeeded(event, source)?;
@@ -305,7 +306,9 @@ impl<B: Backend> PartitionRun<B> {
                 let mut attempt = 1;
                 loop {
                     let tx = self.rt.engine.begin().await?;
-                    if let Err(error) = run_guarded(|| handler(event.clone(), tx.clone())).await {
+                    let timeout = self.rt.settings.handler_timeout;
+                    let outcome = run_guarded(timeout, || handler(event.clone(), tx.clone())).await;
+                    if let Err(error) = outcome {
                         let _ = tx.rollback().await;
                         return Ok(Handled::Failed(error));
                     }
