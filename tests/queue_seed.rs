@@ -203,3 +203,16 @@ async fn only_writes_with_options_publish_events() -> Result<(), TitoError> {
     );
     Ok(())
 }
+
+/// Handlers written against tito 0.2.0 boxed their futures as `futures::future::BoxFuture`;
+/// `tito::BoxFuture` is that very type, so such handlers pass to `run_worker` unchanged.
+#[test]
+fn the_futures_box_future_is_tito_box_future() {
+    let handler = |event: tito::TitoEvent| {
+        Box::pin(async move {
+            let _ = event.id;
+            Ok::<_, TitoError>(())
+        }) as futures::future::BoxFuture<'static, Result<(), TitoError>>
+    };
+    let _: &dyn Fn(tito::TitoEvent) -> BoxFuture<'static, Result<(), TitoError>> = &handler;
+}
