@@ -168,3 +168,42 @@ async fn a_hung_handler_times_out_and_is_retried() {
     assert_eq!(worker.stats().failed_attempts, 1);
     worker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
+    let (db, queue) = fresh().await;
+    let partition = tito::types::partition_of("owner-a");
+    let garbage_key =
+        tito::keyspace::queue::pending_key(EVENT, DEFAULT_GROUP, partition, 1, "garbage");
+    let tx = db.begin().await.unwrap();
+    tx.put(garbage_key.clone(), b"\x01{not json".to_vec())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for seq in 0..2 {
+        publish(&db, "owner-a", seq).await.unwrap();
+    }
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        fast(&queue).run(move |event| {
+            log.push(&event);
+            Box::pin(async { Ok(()) })
+        })
+    };
+    wait_until("the events behind the garbage are handled", || async {
+        log.ids().len() == 2
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(backlog(&queue).await, 0);
+    let set_aside = queue
+        .corrupt_entries(EVENT, DEFAULT_GROUP, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        set_aside,
+        vec![(garbage_key, b"\x01{not json".to_vec())],
+        "kept, bytes intact"
+    );
+}

@@ -159,7 +159,7 @@ pub mod queue {
     use super::*;
 
     /// Sections of a consumer group, each one contiguous range.
-    pub const GROUP_SECTIONS: [&str; 7] = [
+    pub const GROUP_SECTIONS: [&str; 8] = [
         "pending",
         "retry",
         "dead",
@@ -167,6 +167,7 @@ pub mod queue {
         "member",
         "checkpoint",
         "done",
+        "corrupt",
     ];
 
     /// The prefix of everything one consumer group of one event type owns, under `section`
@@ -338,6 +339,21 @@ pub mod queue {
         codec::put_u64(&mut key, handled_at, Direction::Asc);
         codec::put_str(&mut key, event_id, Direction::Asc);
         key
+    }
+
+    /// Where an undecodable pending or retry entry stored at `source` is set aside, bytes intact.
+    pub fn corrupt_key(event_type: &str, group: &str, source: &[u8]) -> Vec<u8> {
+        let mut key = group_prefix(event_type, group, "corrupt");
+        codec::put_bytes(&mut key, source, Direction::Asc);
+        key
+    }
+
+    /// The original key of an entry set aside at `key` by [`corrupt_key`].
+    pub fn corrupt_source(key: &[u8], prefix_len: usize) -> Option<Vec<u8>> {
+        match codec::take_value(key.get(prefix_len..)?, Direction::Asc).ok()? {
+            (codec::KeyValue::Bytes(source), _) => Some(source),
+            _ => None,
+        }
     }
 
     /// The retained handled events handled before `before`.

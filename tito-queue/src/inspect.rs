@@ -113,6 +113,27 @@ impl<B: Backend> TitoQueue<B> {
             .collect()
     }
 
+    /// Up to `limit` undecodable entries a worker of the group set aside, as (original key,
+    /// stored bytes), so nothing is lost and nothing blocks its partition.
+    pub async fn corrupt_entries(
+        &self,
+        event_type: &str,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TitoError> {
+        let tx = self.engine.snapshot().await?;
+        let prefix = keys::group_prefix(event_type, group, "corrupt");
+        tx.scan(KeyRange::prefix(&prefix), limit)
+            .await?
+            .into_iter()
+            .map(|(key, value)| {
+                let source =
+                    keys::corrupt_source(&key, prefix.len()).ok_or_else(|| bad_key(&key))?;
+                Ok((source, value))
+            })
+            .collect()
+    }
+
     /// Puts a dead letter back in its group's queue, after the latest event of its partition
     /// key, with fresh attempts. Returns `false` if it was already replayed or removed.
     pub async fn replay_dead_letter(&self, dead: &DeadLetter) -> Result<bool, TitoError> {

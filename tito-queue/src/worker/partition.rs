@@ -20,7 +20,7 @@ use tito_core::event::{decode_event, encode_event};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError, TitoEvent};
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, debug_span, error, warn};
 
 use super::ack::{AckBatch, AckError, acknowledge};
 use super::lease::now_micros;
@@ -178,7 +178,13 @@ impl<B: Backend> PartitionRun<B> {
             let more = rows.len() == s.batch_size;
             let mut cleared = true;
             for (key, value) in rows {
-                let entry = RetryEntry::decode(&key, &value)?;
+                let entry = match RetryEntry::decode(&key, &value) {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        self.set_aside(key, value, &e);
+                        continue;
+                    }
+                };
                 if let Handled::Failed(error) = self.handle(&entry.event, &key).await? {
                     cleared = !self.failed(entry.event, key, entry.attempts + 1, error)?;
                     if !cleared {
@@ -201,7 +207,13 @@ impl<B: Backend> PartitionRun<B> {
             if strict && !self.parked.is_empty() {
                 return Ok(());
             }
-            let event = decode_event(&key, &value)?;
+            let event = match decode_event(&key, &value) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.set_aside(key, value, &e);
+                    continue;
+                }
+            };
             if self.parked.contains_key(&event.partition_key) {
                 let entry = RetryEntry {
                     event,
@@ -219,6 +231,16 @@ impl<B: Backend> PartitionRun<B> {
             }
         }
         Ok(())
+    }
+
+    /// Moves an undecodable entry to the group's corrupt section, bytes intact, so it cannot
+    /// block its partition (`TitoQueue::corrupt_entries` lists them).
+    fn set_aside(&mut self, key: Vec<u8>, value: Vec<u8>, error: &TitoError) {
+        let s = &self.rt.settings;
+        error!(partition = self.partition, %error, "undecodable queue entry set aside");
+        self.batch
+            .put(keys::corrupt_key(&s.event_type, &s.group, &key), value);
+        self.batch.delete(key);
     }
 
     fn retry_key(&self, event: &TitoEvent) -> Vec<u8> {
