@@ -732,3 +732,79 @@ async fn build_many_checks_every_record_in_one_batched_read() {
         "a failed batch stores nothing"
     );
 }
+
+#[tokio::test]
+async fn map_fields_are_indexed_by_key_path_and_a_whole_map_is_refused() {
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    struct Product {
+        id: String,
+        attributes: BTreeMap<String, String>,
+    }
+    impl TitoModelTrait for Product {
+        fn get_id(&self) -> String {
+            self.id.clone()
+        }
+        fn get_table_name(&self) -> String {
+            "product".into()
+        }
+        fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+            let whole = self.attributes.contains_key("whole");
+            let mut indexes = vec![index(
+                "by_color",
+                vec![field("attributes.color", TitoIndexBlockType::String)],
+            )];
+            if whole {
+                indexes.push(index(
+                    "by_attributes",
+                    vec![field("attributes", TitoIndexBlockType::String)],
+                ));
+            }
+            indexes
+        }
+    }
+    let product = |id: &str, pairs: &[(&str, &str)]| Product {
+        id: id.into(),
+        attributes: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let db = Embedded::temporary().await.unwrap();
+    let model = db.clone().model::<Product>();
+    for p in [
+        product("p1", &[("color", "red"), ("size", "L")]),
+        product("p2", &[("size", "M")]),
+        product("p3", &[("color", "red")]),
+    ] {
+        let model = model.clone();
+        db.transaction(|tx| async move { model.build(p, &tx).await })
+            .await
+            .unwrap();
+    }
+    let red = model
+        .query_by_index("by_color")
+        .value("red")
+        .execute()
+        .await
+        .unwrap();
+    let ids: Vec<String> = red.items.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(ids, ["p1", "p3"], "a record without the key is not indexed");
+
+    let refused = db
+        .transaction(|tx| {
+            let model = model.clone();
+            async move { model.build(product("p4", &[("whole", "x")]), &tx).await }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, TitoError::Serialize(m) if m.contains("by_attributes")),
+        "{refused:?}"
+    );
+    assert!(
+        model.find_by_id("p4", vec![]).await.is_err(),
+        "nothing stored"
+    );
+}
