@@ -1,11 +1,12 @@
 //! # tito
 //!
 //! A record layer over transactional, ordered key-value stores. Derive (or implement)
-//! [`TitoModelTrait`] on a serde struct and get secondary indexes (composite, conditional,
-//! multi-valued, unique), relationship hydration, ACID transactions, a typed query builder with
-//! cursors, and a durable partitioned event queue whose events commit with the data.
+//! [`TitoModelTrait`](types::TitoModelTrait) on a serde struct and get secondary indexes
+//! (composite, conditional, multi-valued, unique), relationship hydration, ACID transactions, a
+//! typed query builder with cursors, and a durable partitioned event queue whose events commit
+//! with the data.
 //!
-//! It runs embedded with no server ([`Embedded`]) and on TiKV ([`TiKV`], feature `tikv`)
+//! It runs embedded with no server ([`Embedded`]) and on TiKV (`TiKV`, feature `tikv`)
 //! when one machine is not enough.
 //!
 //! ## Models

@@ -3,7 +3,7 @@
 //!
 //! Every key starts with a namespace byte, then the table (or event type) as an encoded string
 //! component, so two models never share keys and a table's keys form one contiguous range.
-//! Components use the order-preserving [`codec`](crate::codec); the layout is described in
+//! Components use the order-preserving [`codec`] module; the layout is described in
 //! `docs/key-format.md`.
 //!
 //! | namespace | key | value |
