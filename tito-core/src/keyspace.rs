@@ -170,6 +170,13 @@ pub mod queue {
         "corrupt",
     ];
 
+    /// Completes a key of the event at `position` with id `event_id`: the order of events.
+    fn with_position(mut key: Vec<u8>, position: u64, event_id: &str) -> Vec<u8> {
+        codec::put_u64(&mut key, position, Direction::Asc);
+        codec::put_str(&mut key, event_id, Direction::Asc);
+        key
+    }
+
     /// The prefix of everything one consumer group of one event type owns, under `section`
     /// (a short fixed name such as `"pending"` or `"lease"`).
     pub fn group_prefix(event_type: &str, group: &str, section: &str) -> Vec<u8> {
@@ -217,10 +224,11 @@ pub mod queue {
         position: u64,
         event_id: &str,
     ) -> Vec<u8> {
-        let mut key = pending_partition_prefix(event_type, group, partition);
-        codec::put_u64(&mut key, position, Direction::Asc);
-        codec::put_str(&mut key, event_id, Direction::Asc);
-        key
+        with_position(
+            pending_partition_prefix(event_type, group, partition),
+            position,
+            event_id,
+        )
     }
 
     /// The pending events of `partition` whose position is at most `up_to`.
@@ -296,10 +304,11 @@ pub mod queue {
         position: u64,
         event_id: &str,
     ) -> Vec<u8> {
-        let mut key = retry_key_prefix(event_type, group, partition, park_key);
-        codec::put_u64(&mut key, position, Direction::Asc);
-        codec::put_str(&mut key, event_id, Direction::Asc);
-        key
+        with_position(
+            retry_key_prefix(event_type, group, partition, park_key),
+            position,
+            event_id,
+        )
     }
 
     /// The key of a dead letter.
@@ -310,10 +319,11 @@ pub mod queue {
         position: u64,
         event_id: &str,
     ) -> Vec<u8> {
-        let mut key = partition_prefix(event_type, group, "dead", partition);
-        codec::put_u64(&mut key, position, Direction::Asc);
-        codec::put_str(&mut key, event_id, Direction::Asc);
-        key
+        with_position(
+            partition_prefix(event_type, group, "dead", partition),
+            position,
+            event_id,
+        )
     }
 
     /// The key of a partition's lease.

@@ -34,30 +34,44 @@ fn id_of(value: &Value) -> Option<String> {
     }
 }
 
+/// The stored records of table `model` named by `ids`, in one batched read: id -> (key, stored
+/// bytes). Duplicate ids are read once; missing records are left out.
+async fn fetch<B: Backend>(
+    tx: &TitoTransaction<B>,
+    model: &str,
+    mut ids: Vec<String>,
+) -> Result<HashMap<String, (Vec<u8>, Vec<u8>)>> {
+    ids.sort_unstable();
+    ids.dedup();
+    let keys: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| keyspace::record_key(model, id))
+        .collect();
+    let found = tx.batch_get(&keys).await?;
+    Ok(ids
+        .into_iter()
+        .zip(keys)
+        .zip(found)
+        .filter_map(|((id, key), bytes)| Some((id, (key, bytes?))))
+        .collect())
+}
+
 /// Fills `relation`'s destination field in every record of `records`.
 pub(crate) async fn hydrate<B: Backend>(
     tx: &TitoTransaction<B>,
     relation: &TitoEmbeddedRelationshipConfig,
     records: &mut [Value],
 ) -> Result<()> {
-    let mut ids: Vec<String> = records
+    let ids = records
         .iter()
         .flat_map(|r| values_at(r, &relation.source_field_name))
         .filter_map(id_of)
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let keys: Vec<Vec<u8>> = ids
-        .iter()
-        .map(|id| keyspace::record_key(&relation.model, id))
-        .collect();
-    let found = tx.batch_get(&keys).await?;
-    let mut by_id: HashMap<String, Value> = HashMap::with_capacity(ids.len());
-    for ((id, key), bytes) in ids.into_iter().zip(&keys).zip(found) {
-        if let Some(bytes) = bytes {
-            by_id.insert(id, record::decode_value(key, &bytes)?);
-        }
-    }
+    let by_id: HashMap<String, Value> = fetch(tx, &relation.model, ids)
+        .await?
+        .into_iter()
+        .map(|(id, (key, bytes))| Ok((id, record::decode_value(&key, &bytes)?)))
+        .collect::<Result<_>>()?;
     let (parent, source) = split_parent(&relation.source_field_name);
     let (_, destination) = split_parent(&relation.destination_field_name);
     for value in records.iter_mut() {
@@ -162,7 +176,7 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| TitoError::Serialize(e.to_string()))?;
-        let mut ids: Vec<String> = per_row
+        let ids = per_row
             .iter()
             .flatten()
             .flat_map(|value| match value {
@@ -170,18 +184,11 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
                 other => id_of(other).into_iter().collect::<Vec<_>>(),
             })
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let keys: Vec<Vec<u8>> = ids
-            .iter()
-            .map(|id| keyspace::record_key(&relation.model, id))
-            .collect();
-        let mut bodies = HashMap::with_capacity(ids.len());
-        for ((id, key), bytes) in ids.into_iter().zip(&keys).zip(tx.batch_get(&keys).await?) {
-            if let Some(bytes) = bytes {
-                bodies.insert(id, record::body(key, &bytes)?.to_vec());
-            }
-        }
+        let bodies: HashMap<String, Vec<u8>> = fetch(tx, &relation.model, ids)
+            .await?
+            .into_iter()
+            .map(|(id, (key, bytes))| Ok((id, record::body(&key, &bytes)?.to_vec())))
+            .collect::<Result<_>>()?;
         refs.push(per_row);
         found.push(bodies);
     }
