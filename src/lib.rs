@@ -117,6 +117,13 @@ pub use tito_core::{
 };
 pub use tito_derive::TitoModel;
 
+/// The model trait and configuration types at the root too, where tito 0.2.0 programs may look.
+pub use tito_core::model::{
+    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
+    TitoIndexField, TitoModelTrait,
+};
+pub use tito_queue::PartitionConfig;
+
 /// A uuid, for record ids (`DBUuid::new_v4()`).
 pub use uuid::Uuid as DBUuid;
 

@@ -485,3 +485,20 @@ async fn composite_conditional_and_cursor_pages() -> Result<(), TitoError> {
     assert_eq!(ids, vec!["a0", "a2"]);
     Ok(())
 }
+
+/// tito 0.2.0 programs also import the model trait and configuration types from the root.
+#[test]
+fn root_paths_of_tito_0_2_0_resolve() {
+    fn is_model<T: tito::TitoModelTrait>() {}
+    is_model::<User>();
+    let field = tito::TitoIndexField {
+        name: "email".into(),
+        r#type: tito::TitoIndexBlockType::String,
+    };
+    assert_eq!(User::default().get_indexes()[0].fields[0].name, field.name);
+    let all = tito::PartitionConfig {
+        start: 0,
+        end: 1024,
+    };
+    assert_eq!(all.end, tito::types::PARTITIONS);
+}
