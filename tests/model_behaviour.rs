@@ -808,3 +808,71 @@ async fn map_fields_are_indexed_by_key_path_and_a_whole_map_is_refused() {
         "nothing stored"
     );
 }
+
+#[tokio::test]
+async fn pages_never_skip_or_repeat_rows_written_between_pages() {
+    for reverse in [false, true] {
+        let db = Embedded::temporary().await.unwrap();
+        let model = db.clone().model::<Account>();
+        let start: Vec<Account> = (0..10)
+            .map(|i| account(&format!("a{i}"), &format!("a{i}@x"), i * 10))
+            .collect();
+        insert(&db, start).await.unwrap();
+
+        let mut seen: Vec<i64> = Vec::new();
+        let mut cursor = None;
+        for round in 0.. {
+            let mut query = model.query_by_index("by_balance");
+            query.limit(Some(2)).cursor(cursor.take());
+            let page = if reverse {
+                query.execute_reverse().await.unwrap()
+            } else {
+                query.execute().await.unwrap()
+            };
+            seen.extend(page.items.iter().map(|a| a.balance));
+            let Some(next) = page.cursor else { break };
+            cursor = Some(next);
+            if round == 1 {
+                let last = *seen.last().unwrap();
+                let (behind, ahead) = if reverse {
+                    (last + 5, last - 5)
+                } else {
+                    (last - 5, last + 5)
+                };
+                // A row behind the cursor is not shown; one ahead is. The last row shown and a
+                // row further ahead are deleted: the cursor still continues right after it.
+                insert(
+                    &db,
+                    vec![
+                        account("behind", "behind@x", behind),
+                        account("ahead", "ahead@x", ahead),
+                    ],
+                )
+                .await
+                .unwrap();
+                let gone_ahead = if reverse { 10 } else { 80 };
+                for id in [format!("a{}", last / 10), format!("a{}", gone_ahead / 10)] {
+                    let model = model.clone();
+                    db.transaction(|tx| async move { model.delete_by_id(&id, &tx).await })
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        let mut expected: Vec<i64> = (0..10)
+            .map(|i| i * 10)
+            .filter(|b| *b != if reverse { 10 } else { 80 })
+            .collect();
+        let after_round_1 = if reverse { 60 } else { 30 };
+        expected.push(if reverse {
+            after_round_1 - 5
+        } else {
+            after_round_1 + 5
+        });
+        expected.sort_unstable();
+        if reverse {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "reverse = {reverse}");
+    }
+}
