@@ -159,6 +159,11 @@ pub mod prelude {
     };
 }
 
+/// The README's quick start, compiled as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     pub use tito_core::model::component::{combine_components, number_component, string_component};
