@@ -127,6 +127,52 @@ async fn an_event_committed_after_later_events_were_handled_is_still_delivered()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_after_the_late_window_below_the_floor_is_found_by_the_deep_sweep() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        fast(&queue)
+            .late_window(Duration::from_millis(1))
+            .run(move |event| {
+                log.push(&event);
+                Box::pin(async { Ok(()) })
+            })
+    };
+    // Transaction A takes the earliest position of the partition but stays open...
+    let model = db.clone().model::<Entry>();
+    let slow = db.begin().await.unwrap();
+    let early = Entry {
+        id: "early".into(),
+        owner: "early-key".into(),
+        seq: 0,
+    };
+    let options = TitoOptions::with_events(TitoOperation::Insert);
+    model
+        .build_with_options(early, options, &slow)
+        .await
+        .unwrap();
+    // ...while later events of the same partition commit and are handled, the last one well
+    // after the late window, so the partition's floor is above A's position.
+    let late_key = same_partition_as("early-key");
+    for seq in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        publish(&db, &late_key, seq).await.unwrap();
+        wait_until("the later event is handled", || async {
+            log.ids().contains(&format!("{late_key}-{seq}")) && backlog(&queue).await == 0
+        })
+        .await;
+    }
+    slow.commit().await.unwrap();
+    wait_until("the event below the floor is handled", || async {
+        log.ids().contains("early")
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(backlog(&queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_key_order_holds_under_concurrency_and_retries() {
     let (db, queue) = fresh().await;
     let log = Log::default();

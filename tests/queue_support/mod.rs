@@ -97,12 +97,13 @@ pub fn quick_retry(attempts: u32) -> RetryPolicy {
     }
 }
 
-/// A worker with short leases, heartbeats and polling.
+/// A worker with short leases, heartbeats, polling and deep sweeps.
 pub fn fast(queue: &Arc<TitoQueue>) -> Worker {
     Worker::new(queue.clone(), EVENT)
         .lease_ttl(Duration::from_secs(1))
         .heartbeat(Duration::from_millis(50))
         .poll_interval(Duration::from_millis(5))
+        .deep_sweep_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(10))
         .retry(quick_retry(5))
         .concurrency(4)

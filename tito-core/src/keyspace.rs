@@ -247,6 +247,20 @@ pub mod queue {
         KeyRange::new(start, end)
     }
 
+    /// The pending events of `partition` whose position is in `[from, up_to]` (at least the
+    /// position `up_to` itself when `from` is above it).
+    pub fn pending_due_range_from(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        from: u64,
+        up_to: u64,
+    ) -> KeyRange {
+        let mut range = pending_due_range(event_type, group, partition, up_to);
+        codec::put_u64(&mut range.start, from.min(up_to), Direction::Asc);
+        range
+    }
+
     /// The pending events of the partitions `[from, to)` of a consumer group.
     pub fn pending_partitions_range(event_type: &str, group: &str, from: u32, to: u32) -> KeyRange {
         KeyRange::new(
@@ -394,6 +408,18 @@ pub mod queue {
                     "a"
                 ))
             );
+        }
+
+        #[test]
+        fn due_range_from_a_floor_starts_at_the_floor() {
+            let range = pending_due_range_from("user", "default", 7, 50, 100);
+            assert!(range.contains(&pending_key("user", "default", 7, 50, "")));
+            assert!(range.contains(&pending_key("user", "default", 7, 100, "z")));
+            assert!(!range.contains(&pending_key("user", "default", 7, 49, "z")));
+            assert!(!range.contains(&pending_key("user", "default", 7, 101, "")));
+            let above = pending_due_range_from("user", "default", 7, 200, 100);
+            assert!(above.contains(&pending_key("user", "default", 7, 100, "a")));
+            assert!(!above.is_empty());
         }
 
         #[test]

@@ -316,8 +316,7 @@ fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {
     }
     for (p, token) in changes.acquired {
         debug!(partition = p, token, "queue lease acquired");
-        state.held.insert(p, Held { token, expires_at });
-        state.parked.remove(&p);
+        state.acquired(p, Held { token, expires_at });
     }
 }
 

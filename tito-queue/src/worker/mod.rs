@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub poll_interval: Duration,
     pub shutdown_timeout: Duration,
     pub handler_timeout: Option<Duration>,
+    pub late_window: Duration,
+    pub deep_sweep_interval: Duration,
 }
 
 impl Settings {
@@ -81,7 +83,8 @@ pub struct Worker<B: Backend = Embedded> {
 impl<B: Backend> Worker<B> {
     /// A worker for `event_type` in the default group, on all partitions, with defaults: lease
     /// TTL 10 s, concurrency 4, batches of 256, polling every 50 ms, shutdown timeout 30 s,
-    /// [`DEFAULT_HANDLER_RETRY`], handled events deleted at once.
+    /// [`DEFAULT_HANDLER_RETRY`], handled events deleted at once, late window 1 s, deep sweeps
+    /// every 5 s.
     pub fn new(queue: Arc<TitoQueue<B>>, event_type: impl Into<String>) -> Self {
         Worker {
             queue,
@@ -103,6 +106,8 @@ impl<B: Backend> Worker<B> {
                 poll_interval: Duration::from_millis(50),
                 shutdown_timeout: Duration::from_secs(30),
                 handler_timeout: None,
+                late_window: Duration::from_secs(1),
+                deep_sweep_interval: Duration::from_secs(5),
             },
             leader: None,
             shutdown: None,
@@ -194,6 +199,23 @@ impl<B: Backend> Worker<B> {
     /// hung handler cannot hold its partition forever. No limit by default.
     pub fn handler_timeout(mut self, limit: Duration) -> Self {
         self.settings.handler_timeout = Some(limit);
+        self
+    }
+
+    /// How far behind the events it already handled a partition is still read on every sweep:
+    /// an event whose transaction commits more than this after its position (publish time)
+    /// is found by the next deep sweep instead. Longer costs more per sweep (the deleted keys
+    /// of the window are stepped over); shorter sends more late events to the deep sweep.
+    pub fn late_window(mut self, window: Duration) -> Self {
+        self.settings.late_window = window;
+        self
+    }
+
+    /// How often every held partition is read from its first pending key, to find events that
+    /// committed later than the [late window](Self::late_window) (at least 1 ms). Such events
+    /// wait up to this long; each deep sweep steps over every deleted key not yet compacted.
+    pub fn deep_sweep_interval(mut self, every: Duration) -> Self {
+        self.settings.deep_sweep_interval = every.max(Duration::from_millis(1));
         self
     }
 

@@ -98,6 +98,7 @@ pub(crate) async fn process<B: Backend>(
         token,
         parked: Parked::new(),
         batch: AckBatch::default(),
+        read_up_to: None,
     };
     let outcome = run.execute(rows).instrument(span).await;
     busy.finished = true;
@@ -105,6 +106,10 @@ pub(crate) async fn process<B: Backend>(
     match outcome {
         Ok(()) if state.holds(partition, token) => {
             state.parked.insert(partition, run.parked);
+            if let Some(position) = run.read_up_to {
+                let window = super::lease::micros(rt.settings.late_window);
+                state.raise_floor(partition, position.saturating_sub(window));
+            }
         }
         Ok(()) => {}
         Err(Stop::LeaseLost) => {
@@ -132,6 +137,9 @@ struct PartitionRun<B: Backend> {
     parked: Parked,
     /// Writes not acknowledged yet.
     batch: AckBatch,
+    /// Position of the last pending event taken off the partition (handled, parked or
+    /// dead-lettered): every pending event before it in the sweep's read was taken too.
+    read_up_to: Option<u64>,
 }
 
 impl<B: Backend> PartitionRun<B> {
@@ -202,10 +210,17 @@ impl<B: Backend> PartitionRun<B> {
     }
 
     async fn handle_pending(&mut self, rows: Vec<KvPair>) -> Result<(), Stop> {
-        let strict = self.rt.settings.strict;
+        let s = &self.rt.settings;
+        let (strict, prefix_len) = (
+            s.strict,
+            keys::group_prefix(&s.event_type, &s.group, "pending").len(),
+        );
         for (key, value) in rows {
             if strict && !self.parked.is_empty() {
                 return Ok(());
+            }
+            if let Some((_, position)) = keys::pending_key_position(&key, prefix_len) {
+                self.read_up_to = Some(position);
             }
             let event = match decode_event(&key, &value) {
                 Ok(event) => event,

@@ -79,6 +79,7 @@ impl<B: Backend> Runtime<B> {
         let mut heartbeat = interval(s.heartbeat());
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_sweep = Instant::now();
+        let mut next_deep_sweep = Instant::now() + s.deep_sweep_interval;
         let mut cursor = s.partitions.start;
         loop {
             let active = leader
@@ -97,6 +98,10 @@ impl<B: Backend> Runtime<B> {
                     next_sweep = Instant::now();
                 }
                 () = sleep_until(next_sweep) => {
+                    if Instant::now() >= next_deep_sweep {
+                        self.state.lock().owe_deep_sweep();
+                        next_deep_sweep = Instant::now() + s.deep_sweep_interval;
+                    }
                     if active
                         && let Err(e) = sweep::sweep(&self, &permits, &mut tasks, &mut cursor).await
                     {

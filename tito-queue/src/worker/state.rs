@@ -28,6 +28,11 @@ pub(crate) struct State {
     pub busy: HashSet<u32>,
     /// Parked keys per held partition; absent means "read the retry area first".
     pub parked: HashMap<u32, Parked>,
+    /// Per held partition, the position normal sweeps read from: every pending event below it
+    /// either was handled or committed later than the late window (see `sweep`).
+    pub floors: HashMap<u32, u64>,
+    /// Held partitions owed a read from their first pending key (a deep sweep).
+    pub deep: HashSet<u32>,
 }
 
 impl State {
@@ -43,12 +48,36 @@ impl State {
         }
     }
 
+    /// Records the acquisition of `partition`: nothing about it is known yet, so its parked
+    /// keys are read again and it is owed a deep sweep.
+    pub fn acquired(&mut self, partition: u32, held: Held) {
+        self.held.insert(partition, held);
+        self.parked.remove(&partition);
+        self.floors.remove(&partition);
+        self.deep.insert(partition);
+    }
+
     /// Forgets `partition` if it is still held with `token` (the lease was lost).
     pub fn forget(&mut self, partition: u32, token: u64) {
         if self.holds(partition, token) {
             self.held.remove(&partition);
             self.parked.remove(&partition);
+            self.floors.remove(&partition);
+            self.deep.remove(&partition);
         }
+    }
+
+    /// Raises the floor of the held `partition` to `floor` (floors never go down).
+    pub fn raise_floor(&mut self, partition: u32, floor: u64) {
+        if self.held.contains_key(&partition) {
+            let current = self.floors.entry(partition).or_insert(floor);
+            *current = (*current).max(floor);
+        }
+    }
+
+    /// Owes every held partition a deep sweep, to find events that committed below its floor.
+    pub fn owe_deep_sweep(&mut self) {
+        self.deep = self.held.keys().copied().collect();
     }
 }
 

@@ -4,22 +4,38 @@
 //! Pending events are read in a read-only snapshot (a range read in a read-write transaction
 //! would conflict with every publish to the partition). The set of idle partitions is fixed
 //! *before* the snapshot begins: a partition becomes idle only after its last acknowledgement
-//! committed, so the snapshot never shows events already acknowledged. Nothing here remembers a
-//! high-water mark: every sweep reads each partition from its first pending key, so an event
-//! that commits late, behind events already handled, is found by the next sweep.
+//! committed, so the snapshot never shows events already acknowledged.
+//!
+//! There is no high-water mark: an event that commits late, behind events already handled, is
+//! still delivered. But a handled event leaves a deleted key that every read from the start of
+//! its partition steps over until compaction, so normal sweeps read each idle partition only
+//! from its *floor*, one bounded read per partition:
+//! - after a batch whose last event was at position X, the floor rises to X minus the late
+//!   window; after a read that found nothing due at sweep time T, to T minus the late window.
+//!   Every pending event below the floor was in that read, so an event found below it later
+//!   committed more than the late window after its position.
+//! - such late events are found by a *deep sweep*, which reads each held partition once from
+//!   its first key: every `deep_sweep_interval` and after a lease is acquired. A partition
+//!   stays owed its deep read until one was dispatched or found nothing, so it is never skipped.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tito_core::backend::KvPair;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::lease::now_micros;
+use super::lease::{micros, now_micros};
 use super::partition;
 use super::runtime::Runtime;
+
+/// What a sweep reads of one idle partition.
+struct Idle {
+    partition: u32,
+    /// Where its read starts: `None` is the partition's first key (a deep read).
+    floor: Option<u64>,
+    retry_due: bool,
+}
 
 /// Reads due events and dispatches partitions until they run out or all permits are taken.
 /// Partitions are visited round-robin from `cursor` so that busy low partitions cannot starve
@@ -32,85 +48,65 @@ pub(crate) async fn sweep<B: Backend>(
 ) -> Result<(), TitoError> {
     let s = &rt.settings;
     let now = now_micros();
-    let (idle, retry_due) = {
+    let mut idle: Vec<Idle> = {
         let state = rt.state.lock();
         // A lease past its expiry stays usable until another worker takes it: the fencing
         // check of the acknowledgement decides, and a slow heartbeat does not stall the worker.
-        let idle: BTreeSet<u32> = state
-            .held
-            .keys()
+        (state.held.keys())
             .filter(|p| !state.busy.contains(p))
-            .copied()
-            .collect();
-        let retry_due: BTreeSet<u32> = idle
-            .iter()
-            .copied()
-            .filter(|p| {
-                state
-                    .parked
-                    .get(p)
-                    .is_none_or(|parked| parked.values().any(|&due| due <= now))
+            .map(|&p| Idle {
+                partition: p,
+                floor: if state.deep.contains(&p) {
+                    None
+                } else {
+                    state.floors.get(&p).copied()
+                },
+                retry_due: (state.parked.get(&p))
+                    .is_none_or(|parked| parked.values().any(|&due| due <= now)),
             })
-            .collect();
-        (idle, retry_due)
+            .collect()
     };
     if idle.is_empty() || permits.available_permits() == 0 {
         return Ok(());
     }
+    idle.sort_unstable_by_key(|i| (i.partition < *cursor, i.partition));
+    let floor_if_empty = now.saturating_sub(micros(s.late_window));
     let snapshot = rt.engine.snapshot().await?;
-    let prefix_len = keys::group_prefix(&s.event_type, &s.group, "pending").len();
-    let (start, end) = (
-        s.partitions.start,
-        s.partitions.end.min(tito_core::event::PARTITIONS),
-    );
-    let from = (*cursor).clamp(start, end);
-    let mut dispatch = |p: u32, rows: Vec<KvPair>| -> bool {
+    for Idle {
+        partition: p,
+        floor,
+        retry_due,
+    } in idle
+    {
+        let range = match floor {
+            Some(floor) => keys::pending_due_range_from(&s.event_type, &s.group, p, floor, now),
+            None => keys::pending_due_range(&s.event_type, &s.group, p, now),
+        };
+        let rows = snapshot.scan(range, s.batch_size).await?;
+        if rows.is_empty() {
+            let mut state = rt.state.lock();
+            state.deep.remove(&p);
+            state.raise_floor(p, floor_if_empty);
+            if !retry_due {
+                continue;
+            }
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             *cursor = p;
-            return false;
+            return Ok(());
         };
         let token = {
             let mut state = rt.state.lock();
+            state.deep.remove(&p);
             state.busy.insert(p);
             state.held.get(&p).map(|h| h.token)
         };
         let Some(token) = token else {
             rt.state.lock().busy.remove(&p);
-            return true;
+            continue;
         };
-        *cursor = if p + 1 >= end { start } else { p + 1 };
+        *cursor = p + 1;
         tasks.spawn(partition::process(rt.clone(), p, token, rows, permit));
-        true
-    };
-    for (segment_start, segment_end) in [(from, end), (start, from)] {
-        let mut next = segment_start;
-        while next < segment_end {
-            let range = keys::pending_partitions_range(&s.event_type, &s.group, next, segment_end);
-            let first = snapshot.scan(range, 1).await?;
-            let found = match first.first() {
-                Some((key, _)) => keys::partition_in_key(key, prefix_len).ok_or_else(|| {
-                    TitoError::Backend("a pending key without a partition".into())
-                })?,
-                None => segment_end,
-            };
-            // Partitions with due retries but nothing pending before the next pending one.
-            for &p in retry_due.range(next..found) {
-                if !dispatch(p, Vec::new()) {
-                    return Ok(());
-                }
-            }
-            if found >= segment_end {
-                break;
-            }
-            if idle.contains(&found) {
-                let due = keys::pending_due_range(&s.event_type, &s.group, found, now);
-                let rows = snapshot.scan(due, s.batch_size).await?;
-                if (!rows.is_empty() || retry_due.contains(&found)) && !dispatch(found, rows) {
-                    return Ok(());
-                }
-            }
-            next = found + 1;
-        }
     }
     Ok(())
 }
