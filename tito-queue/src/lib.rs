@@ -7,7 +7,8 @@
 //! Guarantees:
 //! - **At least once, nothing skipped.** An event stays pending until a handler succeeded for
 //!   it and the acknowledgement committed. There is no high-water mark: a transaction that
-//!   commits late, behind events already handled, is still delivered.
+//!   commits late, behind events already handled, is still delivered (within the late window
+//!   by the next sweep, later by the next deep sweep; see `Worker::late_window`).
 //! - **Per-key order.** Events of one partition key are handled one at a time in commit order.
 //!   Partitions run concurrently, up to the worker's concurrency.
 //! - **Failures.** A failing (or panicking) handler is retried with jittered exponential

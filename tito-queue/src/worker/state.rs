@@ -92,3 +92,32 @@ impl SharedState {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floors_only_rise_and_a_new_lease_owes_a_deep_sweep() {
+        let mut state = State::default();
+        let held = Held {
+            token: 1,
+            expires_at: 0,
+        };
+        state.raise_floor(3, 50);
+        assert!(state.floors.is_empty(), "no floor for a partition not held");
+        state.acquired(3, held);
+        assert!(state.deep.contains(&3));
+        state.raise_floor(3, 50);
+        state.raise_floor(3, 40);
+        assert_eq!(state.floors.get(&3), Some(&50));
+        state.deep.clear();
+        state.owe_deep_sweep();
+        assert!(state.deep.contains(&3));
+        state.acquired(3, Held { token: 2, ..held });
+        assert!(state.floors.is_empty(), "a new lease forgets the floor");
+        state.raise_floor(3, 60);
+        state.forget(3, 2);
+        assert!(state.floors.is_empty() && state.deep.is_empty());
+    }
+}

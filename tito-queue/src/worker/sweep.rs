@@ -7,16 +7,23 @@
 //! committed, so the snapshot never shows events already acknowledged.
 //!
 //! There is no high-water mark: an event that commits late, behind events already handled, is
-//! still delivered. But a handled event leaves a deleted key that every read from the start of
-//! its partition steps over until compaction, so normal sweeps read each idle partition only
-//! from its *floor*, one bounded read per partition:
-//! - after a batch whose last event was at position X, the floor rises to X minus the late
-//!   window; after a read that found nothing due at sweep time T, to T minus the late window.
-//!   Every pending event below the floor was in that read, so an event found below it later
-//!   committed more than the late window after its position.
-//! - such late events are found by a *deep sweep*, which reads each held partition once from
-//!   its first key: every `deep_sweep_interval` and after a lease is acquired. A partition
-//!   stays owed its deep read until one was dispatched or found nothing, so it is never skipped.
+//! still delivered. But a handled event leaves a deleted key that a read from the start of its
+//! partition steps over until compaction (~200 ns each on the embedded backend), so a normal
+//! sweep reads each idle partition only from its *floor*, in a range bounded to that partition:
+//! - after a batch whose last event taken off was at position X, the floor rises to X minus the
+//!   late window; after a read that found nothing due at sweep time T, to T minus the late
+//!   window. Every pending event committed before that read and below X (or T) was in it, so an
+//!   event that later shows up below the floor was committed more than the late window after
+//!   its position (a slow transaction, a publisher clock behind by more than the window, or a
+//!   `run_at` in the past).
+//! - those events are found by a *deep sweep*, which reads each held partition once from its
+//!   first key: every `deep_sweep_interval` and after a lease is acquired. A partition stays
+//!   owed its deep read until one found nothing due or was dispatched (its batch starts at the
+//!   partition's first key), so no event is skipped; a late event waits at most that interval.
+//!
+//! Every idle partition is read each sweep (a bounded read costs a few microseconds, about 4 ms
+//! for 1024 partitions whatever the number of handled events), so a new event in a quiet
+//! partition waits only for the next sweep; a sweep ends early once all permits are taken.
 
 use std::sync::Arc;
 
