@@ -173,6 +173,61 @@ async fn an_event_committed_after_the_late_window_below_the_floor_is_found_by_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_below_the_floor_is_handled_before_the_later_events_of_its_key() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        // No deep sweep during the test: only the order rule can bring the late event first.
+        fast(&queue)
+            .late_window(Duration::from_millis(1))
+            .deep_sweep_interval(Duration::from_secs(3600))
+            .run(move |event| {
+                log.push(&event);
+                Box::pin(async { Ok(()) })
+            })
+    };
+    // Key K's first event takes its position in a transaction that stays open...
+    let model = db.clone().model::<Entry>();
+    let slow = db.begin().await.unwrap();
+    let first = Entry {
+        id: "k-0".into(),
+        owner: "k".into(),
+        seq: 0,
+    };
+    let options = TitoOptions::with_events(TitoOperation::Insert);
+    model
+        .build_with_options(first, options, &slow)
+        .await
+        .unwrap();
+    // ...while the partition's floor rises above that position...
+    let other = same_partition_as("k");
+    for seq in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        publish(&db, &other, seq).await.unwrap();
+        wait_until("the other key's event is handled", || async {
+            log.ids().contains(&format!("{other}-{seq}")) && backlog(&queue).await == 0
+        })
+        .await;
+    }
+    // ...then it commits, and K's next event (positioned after it) commits too.
+    slow.commit().await.unwrap();
+    publish(&db, "k", 1).await.unwrap();
+    wait_until("both events of K are handled", || async {
+        log.first_completions()
+            .get("k")
+            .is_some_and(|seqs| seqs.len() == 2)
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(
+        log.first_completions()["k"],
+        vec![0, 1],
+        "commit order of K"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_key_order_holds_under_concurrency_and_retries() {
     let (db, queue) = fresh().await;
     let log = Log::default();

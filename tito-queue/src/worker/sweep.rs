@@ -9,15 +9,19 @@
 //! There is no high-water mark: an event that commits late, behind events already handled, is
 //! still delivered. But a handled event leaves a deleted key that a read from the start of its
 //! partition steps over until compaction (~200 ns each on the embedded backend), so a normal
-//! sweep reads each idle partition only from its *floor*, in a range bounded to that partition:
+//! sweep *looks for work* in each idle partition only from its *floor*, in a range bounded to
+//! that partition. A partition with due events is then read from its first key, so its batch
+//! starts at its first pending event whatever the floor: an event that committed late below the
+//! floor is handled before the later events of its key (per-key order), and only that busy
+//! partition's own deleted keys are stepped over. The floor:
 //! - after a batch whose last event taken off was at position X, the floor rises to X minus the
 //!   late window; after a read that found nothing due at sweep time T, to T minus the late
 //!   window. Every pending event committed before that read and below X (or T) was in it, so an
 //!   event that later shows up below the floor was committed more than the late window after
 //!   its position (a slow transaction, a publisher clock behind by more than the window, or a
 //!   `run_at` in the past).
-//! - those events are found by a *deep sweep*, which reads each held partition once from its
-//!   first key: every `deep_sweep_interval` and after a lease is acquired. A partition stays
+//! - such an event is taken with the next batch of its partition, and, if nothing else arrives
+//!   there, found by a *deep sweep*, which reads each held partition once from its first key: every `deep_sweep_interval` and after a lease is acquired. A partition stays
 //!   owed its deep read until one found nothing due or was dispatched (its batch starts at the
 //!   partition's first key), so no event is skipped; a late event waits at most that interval.
 //!
@@ -25,7 +29,9 @@
 //! 1024 partitions on the embedded backend, whatever the number of handled events), so a new
 //! event in a quiet partition waits only for the next sweep; a sweep ends early once all
 //! permits are taken. Reading only recently active partitions between poll intervals was
-//! measured too: it made handling latency worse (quiet partitions waited for the poll).
+//! measured too: it made handling latency worse (quiet partitions waited for the poll). On a
+//! networked backend (TiKV) each of these reads is a round trip, so an idle worker holding many
+//! partitions costs that many requests per poll interval: raise the interval there.
 
 use std::sync::Arc;
 
@@ -91,7 +97,7 @@ pub(crate) async fn sweep<B: Backend>(
             Some(floor) => keys::pending_due_range_from(&s.event_type, &s.group, p, floor, now),
             None => keys::pending_due_range(&s.event_type, &s.group, p, now),
         };
-        let rows = snapshot.scan(range, s.batch_size).await?;
+        let mut rows = snapshot.scan(range, s.batch_size).await?;
         if rows.is_empty() {
             let mut state = rt.state.lock();
             state.deep.remove(&p);
@@ -99,6 +105,12 @@ pub(crate) async fn sweep<B: Backend>(
             if !retry_due {
                 continue;
             }
+        }
+        if floor.is_some() {
+            // The batch starts at the partition's first pending event, not at the floor: an
+            // event that committed late below the floor goes before the later events of its key.
+            let from_first = keys::pending_due_range(&s.event_type, &s.group, p, now);
+            rows = snapshot.scan(from_first, s.batch_size).await?;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             *cursor = p;
