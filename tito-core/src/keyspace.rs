@@ -261,14 +261,6 @@ pub mod queue {
         range
     }
 
-    /// The pending events of the partitions `[from, to)` of a consumer group.
-    pub fn pending_partitions_range(event_type: &str, group: &str, from: u32, to: u32) -> KeyRange {
-        KeyRange::new(
-            pending_partition_prefix(event_type, group, from),
-            pending_partition_prefix(event_type, group, to),
-        )
-    }
-
     /// The partition of a key in a partitioned section (`pending`, `retry`, `dead`, `lease`,
     /// `checkpoint`), given the length of its [`group_prefix`].
     pub fn partition_in_key(key: &[u8], group_prefix_len: usize) -> Option<u32> {
@@ -428,9 +420,6 @@ pub mod queue {
             let key = pending_key("user", "g", 1023, 5, "e");
             assert_eq!(partition_in_key(&key, prefix_len), Some(1023));
             assert_eq!(pending_key_position(&key, prefix_len), Some((1023, 5)));
-            let range = pending_partitions_range("user", "g", 3, 5);
-            assert!(range.contains(&pending_key("user", "g", 4, u64::MAX, "e")));
-            assert!(!range.contains(&pending_key("user", "g", 5, 0, "")));
         }
 
         #[test]
