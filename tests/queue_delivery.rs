@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use queue_support::*;
 use tito::keyspace::queue as keys;
-use tito::queue::PartitionConfig;
-use tito::{KeyRange, RetryPolicy, TitoError, TitoOperation, TitoOptions};
+use tito::queue::{PartitionConfig, TitoQueue, WorkerHandle};
+use tito::{Embedded, KeyRange, RetryPolicy, TitoEngine, TitoError, TitoOperation, TitoOptions};
 
 fn random_below(n: u128) -> u64 {
     (tito::DBUuid::new_v4().as_u128() % n) as u64
@@ -126,46 +126,59 @@ async fn an_event_committed_after_later_events_were_handled_is_still_delivered()
     assert_eq!(backlog(&queue).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_committed_after_the_late_window_below_the_floor_is_found_by_the_deep_sweep() {
-    let (db, queue) = fresh().await;
-    let log = Log::default();
-    let worker = {
-        let log = log.clone();
-        fast(&queue)
-            .late_window(Duration::from_millis(1))
-            .run(move |event| {
-                log.push(&event);
-                Box::pin(async { Ok(()) })
-            })
-    };
-    // Transaction A takes the earliest position of the partition but stays open...
+/// Commits the insert of `owner/0` late: its transaction takes its position first and stays
+/// open while events of another key in the same partition are handled, the last one well after
+/// `worker`'s 1 ms late window, so the partition's floor is above that position when it commits.
+async fn commit_below_the_floor(
+    db: &TitoEngine<Embedded>,
+    queue: &TitoQueue,
+    log: &Log,
+    owner: &str,
+) {
     let model = db.clone().model::<Entry>();
     let slow = db.begin().await.unwrap();
-    let early = Entry {
-        id: "early".into(),
-        owner: "early-key".into(),
+    let entry = Entry {
+        id: format!("{owner}-0"),
+        owner: owner.into(),
         seq: 0,
     };
     let options = TitoOptions::with_events(TitoOperation::Insert);
     model
-        .build_with_options(early, options, &slow)
+        .build_with_options(entry, options, &slow)
         .await
         .unwrap();
-    // ...while later events of the same partition commit and are handled, the last one well
-    // after the late window, so the partition's floor is above A's position.
-    let late_key = same_partition_as("early-key");
+    let other = same_partition_as(owner);
     for seq in 1..=3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        publish(&db, &late_key, seq).await.unwrap();
-        wait_until("the later event is handled", || async {
-            log.ids().contains(&format!("{late_key}-{seq}")) && backlog(&queue).await == 0
+        publish(db, &other, seq).await.unwrap();
+        wait_until("the other key's event is handled", || async {
+            log.ids().contains(&format!("{other}-{seq}")) && backlog(queue).await == 0
         })
         .await;
     }
     slow.commit().await.unwrap();
+}
+
+/// A worker with a 1 ms late window and the given deep sweep interval, logging what it handles.
+fn late_window_worker(queue: &Arc<TitoQueue>, log: &Log, deep_sweep: Duration) -> WorkerHandle {
+    let log = log.clone();
+    fast(queue)
+        .late_window(Duration::from_millis(1))
+        .deep_sweep_interval(deep_sweep)
+        .run(move |event| {
+            log.push(&event);
+            Box::pin(async { Ok(()) })
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_after_the_late_window_below_the_floor_is_found_by_the_deep_sweep() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let worker = late_window_worker(&queue, &log, Duration::from_millis(100));
+    commit_below_the_floor(&db, &queue, &log, "early-key").await;
     wait_until("the event below the floor is handled", || async {
-        log.ids().contains("early")
+        log.ids().contains("early-key-0")
     })
     .await;
     worker.shutdown().await.unwrap();
@@ -176,42 +189,10 @@ async fn an_event_committed_after_the_late_window_below_the_floor_is_found_by_th
 async fn a_late_event_below_the_floor_is_handled_before_the_later_events_of_its_key() {
     let (db, queue) = fresh().await;
     let log = Log::default();
-    let worker = {
-        let log = log.clone();
-        // No deep sweep during the test: only the order rule can bring the late event first.
-        fast(&queue)
-            .late_window(Duration::from_millis(1))
-            .deep_sweep_interval(Duration::from_secs(3600))
-            .run(move |event| {
-                log.push(&event);
-                Box::pin(async { Ok(()) })
-            })
-    };
-    // Key K's first event takes its position in a transaction that stays open...
-    let model = db.clone().model::<Entry>();
-    let slow = db.begin().await.unwrap();
-    let first = Entry {
-        id: "k-0".into(),
-        owner: "k".into(),
-        seq: 0,
-    };
-    let options = TitoOptions::with_events(TitoOperation::Insert);
-    model
-        .build_with_options(first, options, &slow)
-        .await
-        .unwrap();
-    // ...while the partition's floor rises above that position...
-    let other = same_partition_as("k");
-    for seq in 1..=3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        publish(&db, &other, seq).await.unwrap();
-        wait_until("the other key's event is handled", || async {
-            log.ids().contains(&format!("{other}-{seq}")) && backlog(&queue).await == 0
-        })
-        .await;
-    }
-    // ...then it commits, and K's next event (positioned after it) commits too.
-    slow.commit().await.unwrap();
+    // No deep sweep during the test: only the order rule can bring the late event first.
+    let worker = late_window_worker(&queue, &log, Duration::from_secs(3600));
+    commit_below_the_floor(&db, &queue, &log, "k").await;
+    // K's next event, positioned after the late one, commits too.
     publish(&db, "k", 1).await.unwrap();
     wait_until("both events of K are handled", || async {
         log.first_completions()
