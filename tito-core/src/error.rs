@@ -16,6 +16,11 @@ pub enum TitoError {
     #[error("transaction conflict (retryable): {0}")]
     Conflict(String),
 
+    /// The cluster could not serve the request for now (a busy server, a region or leader
+    /// moving, a timed-out read); running the transaction again may succeed.
+    #[error("backend unavailable (retryable): {0}")]
+    Unavailable(String),
+
     /// The commit may or may not have been applied; it must not be replayed blindly.
     #[error("commit outcome unknown: {0}")]
     CommitOutcomeUnknown(String),
@@ -89,7 +94,7 @@ pub enum TitoError {
 impl TitoError {
     /// Whether running the same transaction again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TitoError::Conflict(_))
+        matches!(self, TitoError::Conflict(_) | TitoError::Unavailable(_))
     }
 
     /// An application error, e.g. from an event handler.
