@@ -6,6 +6,7 @@
 
 pub mod counting;
 pub mod embedded;
+pub mod faults;
 #[cfg(feature = "tikv")]
 pub mod tikv;
 
@@ -15,8 +16,9 @@ use crate::error::Result;
 
 pub use counting::{CallCounts, Counting};
 pub use embedded::{Durability, Embedded, EmbeddedBuilder};
+pub use faults::{CallKind, Fault, FaultCounts, FaultPlan, Faulty};
 #[cfg(feature = "tikv")]
-pub use tikv::{TiKV, TiKVConfig};
+pub use tikv::{GcConfig, TiKV, TiKVConfig, TlsPaths};
 
 /// A key and its value.
 pub type KvPair = (Vec<u8>, Vec<u8>);

@@ -1,56 +1,94 @@
-//! Pure translations between tito's backend contract and tikv-client's shapes: key ranges, scan
-//! pages and the order of `batch_get` results.
+//! Pure translations between tito's backend contract and tikv-client's shapes: scan pages sized
+//! by rows and bytes, and the order of `batch_get` results.
 //!
-//! They hold no I/O so that their edge cases (empty ranges, TiKV's "empty end key means
-//! unbounded", page arithmetic) are unit tested without a cluster.
+//! They hold no I/O so that their edge cases (empty ranges, page arithmetic, replies refused as
+//! too large) are unit tested without a cluster.
 
 use std::collections::HashMap;
-use std::ops::Bound;
 
 use tikv_client::BoundRange;
 
-use crate::backend::{KeyRange, KvPair, key_after};
+use crate::backend::{KvPair, key_after};
 
-/// The tikv range for `range`, or `None` when no key can fall in it.
-///
-/// TiKV reads an empty end key as "unbounded", so `Some(vec![])` must not reach it: like every
-/// end at or before the start, it is an empty range.
-pub(super) fn bound_range(range: &KeyRange) -> Option<BoundRange> {
-    if range.is_empty() {
-        return None;
-    }
-    let end = match &range.end {
-        Some(end) => Bound::Excluded(end.clone().into()),
-        None => Bound::Unbounded,
-    };
-    Some(BoundRange::new(
-        Bound::Included(range.start.clone().into()),
-        end,
-    ))
+/// How many rows the next request asks for: at most a configured number, and fewer once the
+/// rows seen so far show that that many would make a reply larger than the byte target.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PageSize {
+    rows: u32,
+    max_rows: u32,
+    target_bytes: usize,
 }
 
-/// Walks a scan of up to `limit` rows in requests of at most `page` rows.
+impl PageSize {
+    /// Pages of at most `max_rows` rows (0 is read as 1), aiming at `target_bytes` per reply.
+    pub(super) fn new(max_rows: u32, target_bytes: usize) -> Self {
+        let max_rows = max_rows.max(1);
+        PageSize {
+            rows: max_rows,
+            max_rows,
+            target_bytes: target_bytes.max(1),
+        }
+    }
+
+    /// The rows the next request asks for.
+    pub(super) fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// Sizes the next pages from a reply of `rows` rows holding `bytes` bytes.
+    pub(super) fn observe(&mut self, rows: usize, bytes: usize) {
+        if rows == 0 {
+            return;
+        }
+        let per_row = (bytes / rows).max(1);
+        let fit = (self.target_bytes / per_row).clamp(1, self.max_rows as usize);
+        self.rows = u32::try_from(fit).unwrap_or(self.max_rows);
+    }
+
+    /// Halves the page after a reply was refused as too large; `false` when it was one row.
+    pub(super) fn shrink(&mut self) -> bool {
+        if self.rows <= 1 {
+            return false;
+        }
+        self.rows /= 2;
+        true
+    }
+}
+
+/// The bytes of `rows`, keys and values.
+pub(super) fn bytes_of(rows: &[KvPair]) -> usize {
+    rows.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// Walks a scan of up to `limit` rows of the cluster range `[start, end)` in pages.
 ///
-/// TiKV caps each region's reply at 4 MiB and tikv-client materialises every scan, so large
+/// tikv-client materialises every reply and each reply must fit the gRPC size limit, so large
 /// scans are split. Each page resumes just past the last row of the previous one.
 #[derive(Debug)]
 pub(super) struct Pager {
-    range: KeyRange,
+    start: Vec<u8>,
+    end: Vec<u8>,
     remaining: usize,
-    page: u32,
+    size: PageSize,
     reverse: bool,
     done: bool,
 }
 
 impl Pager {
-    /// A pager over `range`, descending when `reverse`. A `page` of 0 is read as 1.
-    pub(super) fn new(range: KeyRange, limit: usize, page: u32, reverse: bool) -> Self {
+    /// A pager over `[start, end)`, descending when `reverse`.
+    pub(super) fn new(
+        (start, end): (Vec<u8>, Vec<u8>),
+        limit: usize,
+        size: PageSize,
+        reverse: bool,
+    ) -> Self {
         Pager {
-            range,
+            done: start >= end,
+            start,
+            end,
             remaining: limit,
-            page: page.max(1),
+            size,
             reverse,
-            done: false,
         }
     }
 
@@ -59,36 +97,42 @@ impl Pager {
         if self.done || self.remaining == 0 {
             return None;
         }
-        let bounds = bound_range(&self.range)?;
-        let asked = u32::try_from(self.remaining).map_or(self.page, |r| r.min(self.page));
-        Some((bounds, asked))
+        let asked =
+            u32::try_from(self.remaining).map_or(self.size.rows(), |r| r.min(self.size.rows()));
+        Some((
+            BoundRange::from(self.start.clone()..self.end.clone()),
+            asked,
+        ))
     }
 
     /// Records the reply to a request that asked for `asked` rows.
     pub(super) fn record(&mut self, rows: &[KvPair], asked: u32) {
         self.remaining = self.remaining.saturating_sub(rows.len());
+        self.size.observe(rows.len(), bytes_of(rows));
         match rows.last() {
             // A full page: more rows may follow the last one.
             Some((last, _)) if rows.len() >= asked as usize => {
                 if self.reverse {
-                    self.range.end = Some(last.clone());
+                    self.end = last.clone();
                 } else {
-                    self.range.start = key_after(last);
+                    self.start = key_after(last);
                 }
             }
             // A short page: the range is exhausted.
             _ => self.done = true,
         }
     }
+
+    /// Asks for fewer rows after a reply was refused as too large; `false` when it was one row.
+    pub(super) fn shrink(&mut self) -> bool {
+        self.size.shrink()
+    }
 }
 
 /// The values of `keys` in the order of `keys`, from the unordered `pairs` tikv returns
 /// (which leave out missing keys).
-pub(super) fn in_key_order(
-    keys: &[Vec<u8>],
-    pairs: impl IntoIterator<Item = tikv_client::KvPair>,
-) -> Vec<Option<Vec<u8>>> {
-    let found: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().map(into_pair).collect();
+pub(super) fn in_key_order(keys: &[Vec<u8>], pairs: Vec<KvPair>) -> Vec<Option<Vec<u8>>> {
+    let found: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
     keys.iter().map(|key| found.get(key).cloned()).collect()
 }
 
@@ -101,62 +145,23 @@ pub(super) fn into_pair(pair: tikv_client::KvPair) -> KvPair {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::ops::RangeBounds;
 
     use tikv_client::Key;
 
     use super::*;
 
-    fn bounds(range: &BoundRange) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-        let own = |b: Bound<&Key>| b.map(|k| Vec::<u8>::from(k.clone()));
-        (own(range.start_bound()), own(range.end_bound()))
-    }
-
-    #[test]
-    fn bounded_range_is_half_open() {
-        let range = bound_range(&KeyRange::new(b"a".to_vec(), b"c".to_vec())).unwrap();
-        assert_eq!(
-            bounds(&range),
-            (
-                Bound::Included(b"a".to_vec()),
-                Bound::Excluded(b"c".to_vec())
-            )
-        );
-    }
-
-    #[test]
-    fn missing_end_is_unbounded() {
-        let range = bound_range(&KeyRange::from(b"a".to_vec())).unwrap();
-        assert_eq!(
-            bounds(&range),
-            (Bound::Included(b"a".to_vec()), Bound::Unbounded)
-        );
-        let everything = bound_range(&KeyRange::from(Vec::new())).unwrap();
-        assert_eq!(
-            bounds(&everything),
-            (Bound::Included(Vec::new()), Bound::Unbounded)
-        );
-    }
-
-    #[test]
-    fn empty_ranges_are_never_sent() {
-        assert!(bound_range(&KeyRange::new(b"b".to_vec(), b"b".to_vec())).is_none());
-        assert!(bound_range(&KeyRange::new(b"c".to_vec(), b"b".to_vec())).is_none());
-        // TiKV would read this empty end key as "unbounded" and return every key.
-        assert!(bound_range(&KeyRange::new(Vec::new(), Vec::new())).is_none());
-        assert!(bound_range(&KeyRange::new(b"a".to_vec(), Vec::new())).is_none());
-    }
-
     /// Runs a pager against an in-memory store the way the backend runs it against TiKV,
-    /// returning the rows and the row limit of every request.
-    fn run(
+    /// returning the rows and the row limit of every request. Replies over `max_reply` bytes
+    /// are refused, as gRPC refuses them.
+    fn run_limited(
         store: &BTreeMap<Key, Vec<u8>>,
-        range: KeyRange,
+        range: (&[u8], &[u8]),
         limit: usize,
-        page: u32,
+        size: PageSize,
         reverse: bool,
+        max_reply: usize,
     ) -> (Vec<KvPair>, Vec<u32>) {
-        let mut pager = Pager::new(range, limit, page, reverse);
+        let mut pager = Pager::new((range.0.to_vec(), range.1.to_vec()), limit, size, reverse);
         let (mut rows, mut asks) = (Vec::new(), Vec::new());
         while let Some((bounds, asked)) = pager.next_request() {
             asks.push(asked);
@@ -168,10 +173,25 @@ mod tests {
             } else {
                 hits.take(asked as usize).collect()
             };
+            if bytes_of(&reply) > max_reply {
+                assert!(pager.shrink(), "a single row is over the reply limit");
+                continue;
+            }
             pager.record(&reply, asked);
             rows.extend(reply);
         }
         (rows, asks)
+    }
+
+    fn run(
+        store: &BTreeMap<Key, Vec<u8>>,
+        range: (&[u8], &[u8]),
+        limit: usize,
+        page: u32,
+        reverse: bool,
+    ) -> (Vec<KvPair>, Vec<u32>) {
+        let size = PageSize::new(page, usize::MAX);
+        run_limited(store, range, limit, size, reverse, usize::MAX)
     }
 
     fn store(n: u32) -> BTreeMap<Key, Vec<u8>> {
@@ -186,9 +206,11 @@ mod tests {
             .collect()
     }
 
+    const ALL: (&[u8], &[u8]) = (b"", b"\xff");
+
     #[test]
     fn pages_ask_for_the_remaining_limit_at_most() {
-        let (rows, asks) = run(&store(2500), KeyRange::from(Vec::new()), 2300, 1000, false);
+        let (rows, asks) = run(&store(2500), ALL, 2300, 1000, false);
         assert_eq!(asks, vec![1000, 1000, 300]);
         assert_eq!(rows.len(), 2300);
         assert_eq!(names(&rows[..2]), ["k00000", "k00001"]);
@@ -198,31 +220,18 @@ mod tests {
 
     #[test]
     fn unlimited_scan_stops_at_the_first_short_page() {
-        let (rows, asks) = run(
-            &store(2500),
-            KeyRange::from(Vec::new()),
-            usize::MAX,
-            1000,
-            false,
-        );
+        let (rows, asks) = run(&store(2500), ALL, usize::MAX, 1000, false);
         assert_eq!(asks, vec![1000, 1000, 1000]);
         assert_eq!(rows.len(), 2500);
         // A range that ends on a page boundary costs one more, empty, request.
-        let (rows, asks) = run(
-            &store(2000),
-            KeyRange::from(Vec::new()),
-            usize::MAX,
-            1000,
-            false,
-        );
+        let (rows, asks) = run(&store(2000), ALL, usize::MAX, 1000, false);
         assert_eq!(asks, vec![1000, 1000, 1000]);
         assert_eq!(rows.len(), 2000);
     }
 
     #[test]
     fn reverse_pages_continue_below_the_last_key() {
-        let range = KeyRange::new(b"k00003".to_vec(), b"k00010".to_vec());
-        let (rows, asks) = run(&store(20), range, usize::MAX, 3, true);
+        let (rows, asks) = run(&store(20), (b"k00003", b"k00010"), usize::MAX, 3, true);
         assert_eq!(
             names(&rows),
             [
@@ -239,28 +248,67 @@ mod tests {
             .into_iter()
             .map(|k| (Key::from(k), Vec::new()))
             .collect();
-        let (rows, _) = run(&store, KeyRange::from(b"a".to_vec()), usize::MAX, 1, false);
+        let (rows, _) = run(&store, (b"a", b"b"), usize::MAX, 1, false);
         assert_eq!(names(&rows), ["a2", "a20", "a3"]);
     }
 
     #[test]
     fn zero_limit_and_empty_range_send_nothing() {
+        let size = PageSize::new(10, usize::MAX);
         assert!(
-            Pager::new(KeyRange::from(Vec::new()), 0, 10, false)
+            Pager::new((Vec::new(), vec![1]), 0, size, false)
                 .next_request()
                 .is_none()
         );
-        let empty = KeyRange::new(b"b".to_vec(), b"a".to_vec());
-        assert!(Pager::new(empty, 10, 10, true).next_request().is_none());
-        let (rows, asks) = run(&store(5), KeyRange::from(Vec::new()), 3, 0, false);
+        let inverted = (b"b".to_vec(), b"a".to_vec());
+        assert!(
+            Pager::new(inverted, 10, size, true)
+                .next_request()
+                .is_none()
+        );
+        let (rows, asks) = run(&store(5), ALL, 3, 0, false);
         assert_eq!((rows.len(), asks), (3, vec![1, 1, 1]));
+    }
+
+    #[test]
+    fn pages_of_large_rows_shrink_to_the_byte_target() {
+        // 8 KiB rows, a 64 KiB target: after the first page, pages hold 8 rows.
+        let store: BTreeMap<Key, Vec<u8>> = (0..100u32)
+            .map(|i| (Key::from(format!("k{i:05}")), vec![7; 8 << 10]))
+            .collect();
+        let size = PageSize::new(1000, 64 << 10);
+        let (rows, asks) = run_limited(&store, ALL, usize::MAX, size, false, usize::MAX);
+        assert_eq!(rows.len(), 100);
+        assert_eq!(asks[0], 1000);
+        assert!(asks[1..].iter().all(|&asked| asked <= 8), "{asks:?}");
+        // Small rows grow the page back to its row limit.
+        let mut size = PageSize::new(1000, 64 << 10);
+        size.observe(1, 64 << 10);
+        assert_eq!(size.rows(), 1);
+        size.observe(100, 100);
+        assert_eq!(size.rows(), 1000);
+    }
+
+    #[test]
+    fn a_refused_reply_is_asked_again_in_smaller_pages() {
+        // Every row is 100 KiB and a reply may hold 250 KiB: the scan still returns every row.
+        let store: BTreeMap<Key, Vec<u8>> = (0..10u32)
+            .map(|i| (Key::from(format!("k{i:05}")), vec![1; 100 << 10]))
+            .collect();
+        let size = PageSize::new(1000, usize::MAX);
+        let (rows, asks) = run_limited(&store, ALL, usize::MAX, size, true, 250 << 10);
+        assert_eq!(rows.len(), 10);
+        assert_eq!(names(&rows[..1]), ["k00009"]);
+        assert!(asks.contains(&1) || asks.contains(&2), "{asks:?}");
+        let mut one = PageSize::new(1, usize::MAX);
+        assert!(!one.shrink(), "a single row cannot shrink");
     }
 
     #[test]
     fn batch_results_follow_the_order_of_the_keys() {
         let pairs = vec![
-            tikv_client::KvPair::new(b"c".to_vec(), b"3".to_vec()),
-            tikv_client::KvPair::new(b"a".to_vec(), b"1".to_vec()),
+            (b"c".to_vec(), b"3".to_vec()),
+            (b"a".to_vec(), b"1".to_vec()),
         ];
         let keys = [b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"a".to_vec()];
         assert_eq!(

@@ -2,7 +2,13 @@
 //!
 //! tikv-client nests per-key errors inside `ExtractedErrors`, `MultipleKeyErrors` and
 //! `PessimisticLockError`, so the classifier walks the whole tree. It is pure, and unit tested
-//! on constructed errors, since no cluster is available to provoke them.
+//! on constructed errors.
+//!
+//! The rule at commit: only an error that proves the transaction did not commit (a write
+//! conflict, a lock it lost, an existing key: all found before the primary key commits) is a
+//! failure that may be rolled back. tikv-client retries region and transport errors inside
+//! `commit()`, and one that outlasts its retries may hide a primary key that did commit, so every
+//! other error is [`TitoError::CommitOutcomeUnknown`] and is never rolled back.
 
 use tikv_client::{Error, ProtoKeyError};
 
@@ -14,25 +20,44 @@ use crate::error::TitoError;
 pub(super) enum Class {
     /// Anything else: the operation failed.
     Other,
-    /// A gRPC transport or status error: the request may or may not have been applied.
-    Transport,
+    /// The cluster could not serve the request for now (busy, regions or leaders moving,
+    /// unreachable, timed out); the request may or may not have been applied.
+    Transient,
+    /// A reply was over the gRPC size limit: ask for less.
+    ReplyTooLarge,
     /// The key already exists.
     KeyExists,
     /// A concurrent transaction won; running the transaction again may succeed. This proves the
-    /// transaction did not commit, so it outranks a transport error in the same reply.
+    /// transaction did not commit, so it outranks the rest of the reply.
     Conflict,
     /// tikv-client itself says the commit may have been applied.
     Undetermined,
 }
 
+impl Class {
+    /// Whether an error of this class from `commit()` proves that nothing committed, so the
+    /// transaction's locks may be rolled back.
+    pub(super) fn proves_no_commit(self) -> bool {
+        matches!(self, Class::Conflict | Class::KeyExists)
+    }
+}
+
 /// Where the error was returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
-    /// Beginning a transaction, reading or writing.
+    /// Beginning a transaction, reading, locking or writing.
     Access,
     /// `commit()`: a lost reply may hide an applied commit.
     Commit,
 }
+
+/// gRPC status codes (tonic's `Code` values) that mean "not now" rather than "never".
+const CANCELLED: i32 = 1;
+const DEADLINE_EXCEEDED: i32 = 4;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const ABORTED: i32 = 10;
+const OUT_OF_RANGE: i32 = 11;
+const UNAVAILABLE: i32 = 14;
 
 /// The meaning of `error`, found by walking its nested errors.
 pub(super) fn classify(error: &Error) -> Class {
@@ -45,7 +70,27 @@ pub(super) fn classify(error: &Error) -> Class {
             errors.iter().map(classify).max().unwrap_or(Class::Other)
         }
         Error::PessimisticLockError { inner, .. } => classify(inner),
-        Error::Grpc(_) | Error::GrpcAPI(_) => Class::Transport,
+        Error::GrpcAPI(status) => classify_status(status.code() as i32, status.message()),
+        Error::Grpc(_)
+        | Error::RegionError(_)
+        | Error::RegionForKeyNotFound { .. }
+        | Error::RegionForRangeNotFound { .. }
+        | Error::RegionNotFoundInResponse { .. }
+        | Error::LeaderNotFound { .. }
+        | Error::NoCurrentRegions
+        | Error::EntryNotFoundInRegionCache => Class::Transient,
+        _ => Class::Other,
+    }
+}
+
+/// The meaning of a gRPC status with this code and message.
+fn classify_status(code: i32, message: &str) -> Class {
+    match code {
+        // tonic's decoder refuses a reply over the limit with this code and message.
+        OUT_OF_RANGE if message.contains("too large") => Class::ReplyTooLarge,
+        CANCELLED | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | ABORTED | UNAVAILABLE => {
+            Class::Transient
+        }
         _ => Class::Other,
     }
 }
@@ -66,12 +111,11 @@ fn classify_key_error(key_error: &ProtoKeyError) -> Class {
 /// The tito error for an error of class `class` returned by `op`, described by `message`.
 pub(super) fn tito_error(class: Class, op: Op, message: String) -> TitoError {
     match (class, op) {
-        (Class::Undetermined, _) | (Class::Transport, Op::Commit) => {
-            TitoError::CommitOutcomeUnknown(message)
-        }
         (Class::Conflict, _) => TitoError::Conflict(message),
         (Class::KeyExists, _) => TitoError::KeyExists(message),
-        (Class::Other | Class::Transport, _) => TitoError::Backend(message),
+        (_, Op::Commit) | (Class::Undetermined, _) => TitoError::CommitOutcomeUnknown(message),
+        (Class::Transient, Op::Access) => TitoError::Unavailable(message),
+        (Class::ReplyTooLarge | Class::Other, Op::Access) => TitoError::Backend(message),
     }
 }
 
@@ -102,6 +146,13 @@ mod tests {
         })
     }
 
+    fn region_error() -> Error {
+        Error::RegionError(Box::new(tikv_client::ProtoRegionError {
+            server_is_busy: Some(Default::default()),
+            ..Default::default()
+        }))
+    }
+
     #[test]
     fn key_errors_that_a_retry_can_fix_are_conflicts() {
         assert_eq!(classify(&write_conflict()), Class::Conflict);
@@ -110,8 +161,9 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(classify(&deadlock), Class::Conflict);
+        // An expired pessimistic lock, or a lock resolved by another transaction.
         let retryable = key_error(ProtoKeyError {
-            retryable: "TxnLockNotFound".into(),
+            retryable: "PessimisticLockNotFound".into(),
             ..Default::default()
         });
         assert_eq!(classify(&retryable), Class::Conflict);
@@ -153,7 +205,8 @@ mod tests {
 
     #[test]
     fn a_conflict_outranks_other_errors_in_the_same_reply() {
-        let mixed = Error::ExtractedErrors(vec![already_exists(), write_conflict()]);
+        let mixed =
+            Error::ExtractedErrors(vec![already_exists(), region_error(), write_conflict()]);
         assert_eq!(classify(&mixed), Class::Conflict);
         let undetermined = Error::UndeterminedError(Box::new(write_conflict()));
         assert_eq!(classify(&undetermined), Class::Undetermined);
@@ -171,13 +224,63 @@ mod tests {
     }
 
     #[test]
-    fn transport_errors_leave_a_commit_in_doubt_but_not_a_read() {
-        // tonic errors cannot be built without depending on tonic, so the rule is checked on
-        // the class that `classify` gives `Error::Grpc` and `Error::GrpcAPI`.
-        let commit = tito_error(Class::Transport, Op::Commit, "unavailable".into());
+    fn only_errors_that_prove_no_commit_allow_a_rollback() {
+        assert!(classify(&write_conflict()).proves_no_commit());
+        assert!(classify(&already_exists()).proves_no_commit());
+        // A commit of the primary key retried by tikv-client until it ran out of region
+        // retries, or cut off by the network: the primary may have committed.
+        for error in [
+            region_error(),
+            Error::LeaderNotFound {
+                region: Default::default(),
+            },
+            Error::StringError("backoff exhausted".into()),
+            Error::UndeterminedError(Box::new(region_error())),
+        ] {
+            let class = classify(&error);
+            assert!(!class.proves_no_commit(), "{error:?}");
+            assert!(
+                matches!(
+                    to_tito(&error, Op::Commit),
+                    TitoError::CommitOutcomeUnknown(_)
+                ),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_cluster_errors_are_retryable_except_at_commit() {
+        let busy = region_error();
+        assert_eq!(classify(&busy), Class::Transient);
+        let read = to_tito(&busy, Op::Access);
+        assert!(matches!(read, TitoError::Unavailable(_)), "{read:?}");
+        assert!(read.is_retryable());
+        for error in [
+            Error::RegionForKeyNotFound { key: Vec::new() },
+            Error::NoCurrentRegions,
+            Error::LeaderNotFound {
+                region: Default::default(),
+            },
+            Error::ExtractedErrors(vec![busy]),
+        ] {
+            assert!(to_tito(&error, Op::Access).is_retryable(), "{error:?}");
+        }
+        for code in [DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED] {
+            assert_eq!(classify_status(code, "timeout"), Class::Transient);
+        }
+        let commit = tito_error(Class::Transient, Op::Commit, "unavailable".into());
         assert!(matches!(commit, TitoError::CommitOutcomeUnknown(_)));
-        let read = tito_error(Class::Transport, Op::Access, "unavailable".into());
-        assert!(matches!(read, TitoError::Backend(_)));
+    }
+
+    #[test]
+    fn an_oversized_reply_is_recognised() {
+        let message = "Error, message length too large: found 4718592 bytes, the limit is: \
+                       4194304 bytes";
+        assert_eq!(classify_status(OUT_OF_RANGE, message), Class::ReplyTooLarge);
+        assert_eq!(classify_status(OUT_OF_RANGE, "seek past end"), Class::Other);
+        let error = tito_error(Class::ReplyTooLarge, Op::Access, message.into());
+        assert!(matches!(error, TitoError::Backend(_)));
     }
 
     #[test]
@@ -187,8 +290,8 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(classify(&aborted), Class::Other);
-        match to_tito(&Error::StringError("region unavailable".into()), Op::Commit) {
-            TitoError::Backend(message) => assert!(message.contains("region unavailable")),
+        match to_tito(&Error::StringError("bad request".into()), Op::Access) {
+            TitoError::Backend(message) => assert!(message.contains("bad request")),
             other => panic!("expected a backend error, got {other:?}"),
         }
     }
