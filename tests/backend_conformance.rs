@@ -246,7 +246,12 @@ async fn cancelled_transaction_leaves_nothing<B: Backend>(backend: &B) {
 
 /// Writes `key` in its own transaction, retrying conflicts for up to 30 seconds.
 async fn put_retrying<B: Backend>(backend: &B, key: &[u8], value: &[u8]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    put_within(backend, key, value, Duration::from_secs(30)).await;
+}
+
+/// Writes `key` in its own transaction, retrying retryable errors for up to `wait`.
+async fn put_within<B: Backend>(backend: &B, key: &[u8], value: &[u8], wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
         tx.put(key.to_vec(), value.to_vec()).await.unwrap();
@@ -258,6 +263,187 @@ async fn put_retrying<B: Backend>(backend: &B, key: &[u8], value: &[u8]) {
             Err(e) => panic!("the key stayed unwritable: {e}"),
         }
     }
+}
+
+async fn pessimistic_read_then_write_loses_no_update<B: Backend>(backend: &B) {
+    let p = prefix();
+    let key = k(&p, b"balance");
+    put_all(backend, std::slice::from_ref(&key)).await;
+    // T1 reads the key; T2 writes it and tries to commit; T1 then writes it and commits.
+    let mut first = backend.begin(TxKind::Pessimistic).await.unwrap();
+    let read = first.get(&key).await.unwrap();
+    assert_eq!(read, Some(key.clone()));
+    let second = tokio::spawn({
+        let (backend, key) = (backend.clone(), key.clone());
+        async move {
+            let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
+            tx.put(key, b"second".to_vec()).await.unwrap();
+            tx.commit().await
+        }
+    });
+    // Give the second writer time to commit, or to wait on the first one's lock.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second_done_first = second.is_finished();
+    first.put(key.clone(), b"first".to_vec()).await.unwrap();
+    let first_outcome = first.commit().await;
+    let second_outcome = second.await.unwrap();
+    let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+    let last = check.get(&key).await.unwrap();
+    check.rollback().await.unwrap();
+    // A lost update: the second write committed before the first transaction committed a
+    // value computed from a read that never saw it.
+    let lost = second_done_first
+        && second_outcome.is_ok()
+        && first_outcome.is_ok()
+        && last == Some(b"first".to_vec());
+    assert!(
+        !lost,
+        "the pessimistic transaction overwrote a commit it never read: \
+         first {first_outcome:?}, second {second_outcome:?}"
+    );
+    if let Err(e) = &first_outcome {
+        assert!(e.is_retryable(), "{e:?}");
+    }
+    if let Err(e) = &second_outcome {
+        assert!(e.is_retryable(), "{e:?}");
+    }
+    // Whatever committed, the stored value is one that was written.
+    assert!(
+        [Some(b"first".to_vec()), Some(b"second".to_vec())].contains(&last),
+        "{last:?}"
+    );
+}
+
+async fn concurrent_pessimistic_increments_lose_nothing<B: Backend>(backend: &B) {
+    const WRITERS: u64 = 8;
+    const EACH: u64 = 5;
+    let key = k(&prefix(), b"counter");
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (backend, key) = (backend.clone(), key.clone());
+            tokio::spawn(async move {
+                for _ in 0..EACH {
+                    increment(&backend, &key).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+    assert_eq!(counter(check.get(&key).await.unwrap()), WRITERS * EACH);
+    check.rollback().await.unwrap();
+}
+
+fn counter(value: Option<Vec<u8>>) -> u64 {
+    value.map_or(0, |bytes| u64::from_be_bytes(bytes.try_into().unwrap()))
+}
+
+/// Adds one to the counter at `key` in a pessimistic transaction, retrying retryable errors.
+async fn increment<B: Backend>(backend: &B, key: &[u8]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut tx = backend.begin(TxKind::Pessimistic).await.unwrap();
+        let outcome = async {
+            let value = counter(tx.get(key).await?) + 1;
+            tx.put(key.to_vec(), value.to_be_bytes().to_vec()).await
+        }
+        .await;
+        let outcome = match outcome {
+            Ok(()) => tx.commit().await,
+            Err(e) => {
+                tx.rollback().await.unwrap();
+                Err(e)
+            }
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {}
+            Err(e) => panic!("increment failed: {e}"),
+        }
+    }
+}
+
+async fn a_value_at_the_size_limit_round_trips<B: Backend>(backend: &B) {
+    let engine = tito::TitoEngine::new(backend.clone()).await.unwrap();
+    let key = k(&prefix(), b"large");
+    // The limit, as the engine states it when refusing a larger value.
+    let tx = engine.begin().await.unwrap();
+    let limit = match tx.put(key.clone(), vec![0; 64 << 20]).await {
+        Err(TitoError::TooLarge { limit, .. }) => limit,
+        other => panic!("a 64 MiB value must be refused, got {other:?}"),
+    };
+    tx.rollback().await.unwrap();
+    let value: Vec<u8> = (0..limit).map(|i| (i % 251) as u8).collect();
+    let tx = engine.begin().await.unwrap();
+    tx.put(key.clone(), value.clone()).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut read = backend.begin(TxKind::ReadOnly).await.unwrap();
+    assert!(read.get(&key).await.unwrap() == Some(value.clone()));
+    let batch = read.batch_get(std::slice::from_ref(&key)).await.unwrap();
+    assert!(batch == vec![Some(value.clone())]);
+    let rows = read.scan(KeyRange::from(key.clone()), 1).await.unwrap();
+    assert!(rows.len() == 1 && rows[0].1 == value);
+    read.rollback().await.unwrap();
+}
+
+async fn a_scan_of_a_thousand_rows_of_8_kib_returns_them_all<B: Backend>(backend: &B) {
+    let p = prefix();
+    let value = vec![0x5A; 8 << 10];
+    for chunk in 0..4u32 {
+        let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
+        for i in chunk * 250..(chunk + 1) * 250 {
+            tx.put(k(&p, format!("{i:04}").as_bytes()), value.clone())
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let mut tx = backend.begin(TxKind::ReadOnly).await.unwrap();
+    let rows = tx.scan(KeyRange::prefix(&p), 1000).await.unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|(_, v)| *v == value));
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+    let rows = tx
+        .scan_reverse(KeyRange::prefix(&p), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert_eq!(keys(&rows[..1], &p), vec![b"0999".to_vec()]);
+    let all: Vec<Vec<u8>> = (0..1000)
+        .map(|i| k(&p, format!("{i:04}").as_bytes()))
+        .collect();
+    let values = tx.batch_get(&all).await.unwrap();
+    assert!(
+        values
+            .iter()
+            .all(|v| v.as_deref() == Some(value.as_slice()))
+    );
+    tx.rollback().await.unwrap();
+}
+
+async fn an_abandoned_locking_read_releases_its_lock<B: Backend>(backend: &B) {
+    let p = prefix();
+    let key = k(&p, b"held");
+    put_all(backend, std::slice::from_ref(&key)).await;
+    // The holder locks the key; the waiter's locking read of it is cut off while it waits.
+    let mut holder = backend.begin(TxKind::Pessimistic).await.unwrap();
+    holder.get(&key).await.unwrap();
+    let waiter = tokio::spawn({
+        let (backend, key) = (backend.clone(), key.clone());
+        async move {
+            let mut tx = backend.begin(TxKind::Pessimistic).await.unwrap();
+            let _ = tx.get(&key).await;
+            std::future::pending::<()>().await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    waiter.abort();
+    let _ = waiter.await;
+    holder.rollback().await.unwrap();
+    // Neither the holder's lock nor one granted to the abandoned request outlives them.
+    put_within(backend, &key, b"after", Duration::from_secs(5)).await;
 }
 
 async fn read_only_refuses_writes<B: Backend>(backend: &B) {
@@ -278,6 +464,11 @@ async fn run_all<B: Backend>(backend: &B, serializable: bool) {
     }
     cancelled_transaction_leaves_nothing(backend).await;
     read_only_refuses_writes(backend).await;
+    pessimistic_read_then_write_loses_no_update(backend).await;
+    concurrent_pessimistic_increments_lose_nothing(backend).await;
+    a_value_at_the_size_limit_round_trips(backend).await;
+    a_scan_of_a_thousand_rows_of_8_kib_returns_them_all(backend).await;
+    an_abandoned_locking_read_releases_its_lock(backend).await;
 }
 
 fn embedded() -> Embedded {
@@ -306,6 +497,11 @@ embedded_checks!(
     read_write_conflict,
     cancelled_transaction_leaves_nothing,
     read_only_refuses_writes,
+    pessimistic_read_then_write_loses_no_update,
+    concurrent_pessimistic_increments_lose_nothing,
+    a_value_at_the_size_limit_round_trips,
+    a_scan_of_a_thousand_rows_of_8_kib_returns_them_all,
+    an_abandoned_locking_read_releases_its_lock,
 );
 
 #[tokio::test]
