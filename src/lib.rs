@@ -111,9 +111,10 @@
 pub use tito_core::TiKV;
 pub use tito_core::query::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use tito_core::{
-    Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue, ReindexProgress,
-    RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation, TitoOptions, TitoPage,
-    TitoTransaction, TxKind, VerifyReport, backend, codec, inspect, keyspace,
+    AnyBackend, Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue,
+    ReindexProgress, RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation,
+    TitoOptions, TitoPage, TitoTransaction, TxKind, VerifyReport, backend, codec, inspect,
+    keyspace,
 };
 pub use tito_derive::TitoModel;
 
@@ -154,8 +155,8 @@ pub mod prelude {
     pub use crate::TiKV;
     pub use crate::types::*;
     pub use crate::{
-        BoxFuture, DBUuid, Embedded, Relation, TitoError, TitoModel, TitoOperation, TitoOptions,
-        TitoPage, TypedQuery,
+        AnyBackend, BoxFuture, DBUuid, Embedded, Relation, TitoError, TitoModel, TitoOperation,
+        TitoOptions, TitoPage, TypedQuery,
     };
 }
 

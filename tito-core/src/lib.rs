@@ -22,7 +22,7 @@ pub mod txn;
 
 #[cfg(feature = "tikv")]
 pub use backend::TiKV;
-pub use backend::{Backend, BackendTx, Durability, Embedded, KeyRange, KvPair, TxKind};
+pub use backend::{AnyBackend, Backend, BackendTx, Durability, Embedded, KeyRange, KvPair, TxKind};
 pub use engine::TitoEngine;
 pub use error::{Result, TitoError};
 pub use event::{TitoEvent, TitoOperation, TitoOptions};

@@ -80,6 +80,11 @@ impl EmbeddedBuilder {
         self
     }
 
+    /// Whether the folder is deleted when the last handle is dropped.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
+    }
+
     /// Opens (or creates) the database.
     pub async fn open(self) -> Result<TitoEngine<Embedded>> {
         TitoEngine::new(self.open_backend()?).await

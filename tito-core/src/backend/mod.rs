@@ -3,7 +3,9 @@
 //! Everything above this module speaks to storage through [`Backend`] and [`BackendTx`]: ordered
 //! byte keys, byte values, transactions with read-your-writes. Nothing above it knows which engine
 //! runs. [`Embedded`] is the zero-setup default; `TiKV` (feature `tikv`) scales out.
+//! [`AnyBackend`] is either of them, chosen from the environment when the program starts.
 
+pub mod any;
 pub mod counting;
 pub mod embedded;
 pub mod faults;
@@ -14,6 +16,7 @@ use std::future::Future;
 
 use crate::error::Result;
 
+pub use any::{AnyBackend, AnyTx};
 pub use counting::{CallCounts, Counting};
 pub use embedded::{Durability, Embedded, EmbeddedBuilder};
 pub use faults::{CallKind, Fault, FaultCounts, FaultPlan, Faulty};
