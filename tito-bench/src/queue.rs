@@ -91,7 +91,7 @@ pub async fn tito(plan: &Plan, durability: Durability) -> Result<QueueRun> {
 
 /// The same writes and consumption on the raw backend (see the module docs).
 pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
-    let raw = Raw::open(durability)?;
+    let raw = Raw::open(durability).await?;
     let backend = raw.backend().clone();
     let events = plan.ops;
     let started = Instant::now();

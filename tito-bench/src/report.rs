@@ -74,9 +74,13 @@ fn durability_name(durability: Durability) -> &'static str {
 /// The full report in Markdown.
 pub fn markdown(m: &Measurements) -> String {
     let mut out = String::new();
+    let backend = match std::env::var(tito_core::backend::any::TIKV_PD_ENV) {
+        Ok(pd) if !pd.is_empty() => format!("tito and raw on TiKV (PD {pd})"),
+        _ => "tito and raw on the embedded backend".into(),
+    };
     let _ = writeln!(
         out,
-        "{} rows loaded, {} operations per workload, durability {}.\n",
+        "{} rows loaded, {} operations per workload, durability {}; {backend}.\n",
         m.plan.rows,
         m.plan.ops,
         durability_name(m.durability)

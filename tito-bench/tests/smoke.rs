@@ -6,7 +6,7 @@ use tito_bench::system::{System, Workload, run_slice, setup};
 use tito_bench::systems::raw::Raw;
 use tito_bench::systems::tito::Tito;
 use tito_bench::systems::{AnySystem, Kind};
-use tito_core::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
+use tito_core::backend::{AnyBackend, Backend, BackendTx, KeyRange, KvPair, TxKind};
 use tito_core::{Durability, keyspace};
 
 fn plan() -> Plan {
@@ -79,7 +79,7 @@ async fn everything<B: Backend>(backend: &B) -> Vec<KvPair> {
 async fn the_raw_floor_writes_exactly_the_bytes_tito_writes() {
     let plan = plan();
     let mut tito = Tito::open(Durability::Buffered).await.unwrap();
-    let mut raw = Raw::open(Durability::Buffered).unwrap();
+    let mut raw = Raw::open(Durability::Buffered).await.unwrap();
     setup(&mut tito, &plan).await.unwrap();
     setup(&mut raw, &plan).await.unwrap();
     let writes = [
@@ -93,7 +93,7 @@ async fn the_raw_floor_writes_exactly_the_bytes_tito_writes() {
         run_slice(&mut tito, &plan, workload, 0, ops).await.unwrap();
         run_slice(&mut raw, &plan, workload, 0, ops).await.unwrap();
     }
-    let tito_rows: Vec<KvPair> = everything::<Embedded>(tito.engine().backend()).await;
+    let tito_rows: Vec<KvPair> = everything::<AnyBackend>(tito.engine().backend()).await;
     let raw_rows = everything(raw.backend()).await;
     assert!(tito_rows.len() > 3 * plan.rows as usize);
     assert_eq!(tito_rows, raw_rows);

@@ -65,7 +65,7 @@ impl AnySystem {
     pub async fn open(kind: Kind, durability: Durability) -> Result<Self> {
         Ok(match kind {
             Kind::Tito => AnySystem::Tito(tito::Tito::open(durability).await?),
-            Kind::Raw => AnySystem::Raw(raw::Raw::open(durability)?),
+            Kind::Raw => AnySystem::Raw(raw::Raw::open(durability).await?),
             Kind::Sqlite => AnySystem::Sqlite(sqlite::Sqlite::open(durability)?),
             Kind::NativeDb => AnySystem::NativeDb(native::NativeDb::open()?),
         })

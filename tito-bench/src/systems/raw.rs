@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tito_core::backend::{Backend, BackendTx, Embedded, KeyRange, TxKind, key_after};
+use tito_core::backend::{AnyBackend, Backend, BackendTx, Embedded, KeyRange, TxKind, key_after};
 use tito_core::codec::{self, Direction, Number};
 use tito_core::{Durability, keyspace};
 
@@ -17,22 +17,21 @@ const RECORD_V1: u8 = 1;
 /// Version byte of tito's index manifest (`plan.rs`).
 const MANIFEST_V1: u8 = 1;
 
-/// The raw embedded backend.
+/// The raw backend: embedded, or TiKV when `TITO_TIKV_PD` names a cluster.
 pub struct Raw {
-    backend: Embedded,
+    backend: AnyBackend,
 }
 
 impl Raw {
-    /// A fresh temporary database at `durability`.
-    pub fn open(durability: Durability) -> Result<Self> {
-        let backend = Embedded::temporary_builder()
-            .durability(durability)
-            .open_backend()?;
+    /// A fresh temporary database at `durability`, or a fresh namespace on TiKV.
+    pub async fn open(durability: Durability) -> Result<Self> {
+        let fallback = Embedded::temporary_builder().durability(durability);
+        let backend = AnyBackend::from_env_backend(fallback).await?;
         Ok(Raw { backend })
     }
 
     /// The bare backend (the smoke test compares its contents with tito's).
-    pub fn backend(&self) -> &Embedded {
+    pub fn backend(&self) -> &AnyBackend {
         &self.backend
     }
 }

@@ -1,6 +1,6 @@
 //! tito itself: the models as a user writes them, through the public API.
 
-use tito_core::backend::{Backend, Embedded};
+use tito_core::backend::{AnyBackend, Backend, Embedded};
 use tito_core::model::{
     TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
     TitoIndexField, TitoModelTrait,
@@ -77,21 +77,19 @@ impl TitoModelTrait for Post {
     }
 }
 
-/// tito on backend `B` (the embedded backend, or it wrapped in a call counter).
-pub struct Tito<B: Backend = Embedded> {
+/// tito on backend `B` (the embedded backend or TiKV, or either wrapped in a call counter).
+pub struct Tito<B: Backend = AnyBackend> {
     engine: TitoEngine<B>,
     posts: TitoModel<Post, B>,
     authors: TitoModel<Author, B>,
 }
 
-impl Tito<Embedded> {
-    /// A fresh temporary database at `durability`.
+impl Tito<AnyBackend> {
+    /// A fresh temporary database at `durability`, or a fresh namespace on TiKV when
+    /// `TITO_TIKV_PD` names a cluster.
     pub async fn open(durability: Durability) -> Result<Self> {
-        let engine = Embedded::temporary_builder()
-            .durability(durability)
-            .open()
-            .await?;
-        Ok(Self::on(engine))
+        let fallback = Embedded::temporary_builder().durability(durability);
+        Ok(Self::on(AnyBackend::from_env(fallback).await?))
     }
 }
 
