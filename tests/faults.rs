@@ -2,7 +2,8 @@
 //! retryable conflicts, transient errors and commits whose outcome is unknown (applied or not)
 //! at seeded rates. The retrying runner loses and duplicates nothing, index maintenance stays
 //! consistent with every record the engine said it committed, and queue workers deliver every
-//! event in key order (exactly once with a transactional handler).
+//! event in key order (exactly once with a transactional handler). Two ignored tests show bugs
+//! the faults found: a failed begin is not retried, and rare failed partition reads starve sweeps.
 
 mod queue_support;
 
@@ -695,5 +696,50 @@ async fn a_transactional_handler_under_faults_applies_every_event_exactly_once_i
     assert!(
         stats.abandoned_batches > 0,
         "acknowledgements failed: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "tito bug: one failed partition read ends the whole sweep and the cursor only moves on \
+            dispatch, so a 2% transient scan error rate starves the partitions far from the cursor"]
+async fn a_rare_failed_partition_read_does_not_starve_the_later_partitions() {
+    let plan = FaultPlan::new(5).rate(CallKind::Scan, 0.02, Fault::Unavailable);
+    let (faulty, db, plain) = databases(plan).await;
+    let queue = TitoQueue::new(db);
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        // All 1024 partitions, as by default.
+        Worker::new(queue.clone(), EVENT)
+            .poll_interval(Duration::from_millis(5))
+            .run(move |event| {
+                log.push(&event);
+                Box::pin(async { Ok(()) })
+            })
+    };
+    faulty.set_active(false);
+    wait_until("the worker holds its leases", || async {
+        worker.stats().leases_acquired > 0
+    })
+    .await;
+    faulty.set_active(true);
+    let far = (0..)
+        .map(|i| format!("far-{i}"))
+        .find(|key| partition_of(key) > 900)
+        .unwrap();
+    publish(&plain, &far, 0).await.unwrap();
+    // Without faults it is handled within ~100 ms; allow a hundred times that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while log.len() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (handled, scans) = (log.len(), faulty.calls().scan);
+    faulty.set_active(false);
+    worker.shutdown().await.unwrap();
+    assert_eq!(
+        handled,
+        1,
+        "the event in partition {} was not handled in 10 s ({scans} partition reads)",
+        partition_of(&far)
     );
 }
