@@ -1,28 +1,29 @@
 //! The retrying runner against injected commit failures: a conflict is retried, attempts stop at
 //! the policy's limit with the last conflict, and a commit whose outcome is unknown is never
-//! replayed.
+//! replayed. The failures are injected over the backend `TITO_TIKV_PD` names (see `support`).
+
+mod support;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tito::backend::embedded::EmbeddedTx;
-use tito::backend::{Backend, BackendTx, KeyRange, KvPair, TxKind};
-use tito::{Embedded, RetryPolicy, TitoEngine, TitoError};
+use tito::backend::{AnyTx, Backend, BackendTx, KeyRange, KvPair, TxKind};
+use tito::{AnyBackend, RetryPolicy, TitoEngine, TitoError};
 
 type Result<T> = std::result::Result<T, TitoError>;
 
-/// The embedded backend, with commits that fail as told: each commit takes the next scripted
+/// The test backend, with commits that fail as told: each commit takes the next scripted
 /// error, after really committing when the error is an unknown outcome (as a lost reply would).
 #[derive(Clone)]
 struct Scripted {
-    inner: Embedded,
+    inner: AnyBackend,
     failures: Arc<Mutex<VecDeque<TitoError>>>,
 }
 
 struct ScriptedTx {
-    inner: EmbeddedTx,
+    inner: AnyTx,
     failures: Arc<Mutex<VecDeque<TitoError>>>,
 }
 
@@ -82,7 +83,7 @@ impl BackendTx for ScriptedTx {
 async fn scripted() -> (TitoEngine<Scripted>, Arc<Mutex<VecDeque<TitoError>>>) {
     let failures = Arc::new(Mutex::new(VecDeque::new()));
     let backend = Scripted {
-        inner: Embedded::temporary_builder().open_backend().unwrap(),
+        inner: support::backend().await,
         failures: failures.clone(),
     };
     (TitoEngine::new(backend).await.unwrap(), failures)

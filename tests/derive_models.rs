@@ -1,10 +1,13 @@
 //! `#[derive(TitoModel)]` behaviour: derived models write exactly the keys of the equivalent
 //! hand-written model, keep their index entries right through updates and deletes, answer
-//! typed queries like string queries, and never store hydrated fields.
+//! typed queries like string queries, and never store hydrated fields. They run on the backend
+//! `TITO_TIKV_PD` names (see `support`).
+
+mod support;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tito::backend::Embedded;
+use tito::AnyBackend;
 use tito::types::{
     TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
     TitoIndexField, TitoModelTrait,
@@ -239,7 +242,7 @@ fn posts() -> Vec<Post> {
 }
 
 async fn write<T: TitoModelTrait>(
-    db: &TitoEngine<Embedded>,
+    db: &TitoEngine<AnyBackend>,
     build: Vec<T>,
     update: Vec<T>,
     delete: Vec<&str>,
@@ -263,7 +266,7 @@ async fn write<T: TitoModelTrait>(
 }
 
 /// Every key and value in the database.
-async fn dump(db: &TitoEngine<Embedded>) -> Vec<(Vec<u8>, Vec<u8>)> {
+async fn dump(db: &TitoEngine<AnyBackend>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let tx = db.snapshot().await.unwrap();
     let all = tx
         .scan(
@@ -322,8 +325,8 @@ fn derived_configuration_matches_the_hand_written_one() {
 
 #[tokio::test]
 async fn derived_and_hand_written_models_store_identical_keys() {
-    let derived = Embedded::temporary().await.unwrap();
-    let manual = Embedded::temporary().await.unwrap();
+    let derived = support::engine().await;
+    let manual = support::engine().await;
     let posts = posts();
     let mut changed = posts.clone();
     changed[0].status = "draft".into();
@@ -363,9 +366,9 @@ fn ids<T: TitoModelTrait>(page: tito::TitoPage<T>) -> Vec<String> {
 
 #[tokio::test]
 async fn typed_queries_return_what_string_queries_return() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     write(&db, posts(), vec![], vec![]).await;
-    let posts: TitoModel<Post> = db.clone().model();
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
 
     let typed = ids(Post::by_category_date(&posts)
         .value("tech")
@@ -472,8 +475,8 @@ async fn typed_queries_return_what_string_queries_return() {
 
 #[tokio::test]
 async fn conditional_index_follows_its_condition_through_updates() {
-    let db = Embedded::temporary().await.unwrap();
-    let posts: TitoModel<Post> = db.clone().model();
+    let db = support::engine().await;
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
     let draft = post("p", "tech", 1);
     write(&db, vec![draft.clone()], vec![], vec![]).await;
     let published = || async {
@@ -504,7 +507,7 @@ async fn conditional_index_follows_its_condition_through_updates() {
 
 #[tokio::test]
 async fn unique_violation_is_a_typed_error_naming_the_index() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let author = |id: &str| Author {
         id: id.into(),
         email: "ann@x.io".into(),
@@ -525,7 +528,7 @@ async fn unique_violation_is_a_typed_error_naming_the_index() {
     }
 }
 
-async fn seed_relations(db: &TitoEngine<Embedded>) -> Post {
+async fn seed_relations(db: &TitoEngine<AnyBackend>) -> Post {
     write(
         db,
         vec![
@@ -560,10 +563,10 @@ async fn seed_relations(db: &TitoEngine<Embedded>) -> Post {
 
 #[tokio::test]
 async fn relationships_hydrate_through_the_derived_configuration() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let p = seed_relations(&db).await;
     write(&db, vec![p], vec![], vec![]).await;
-    let posts: TitoModel<Post> = db.clone().model();
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
 
     let found = posts
         .find_by_id("p", vec![Post::TAGS.into(), Post::COMMENTS_AUTHOR.into()])
@@ -600,7 +603,7 @@ async fn relationships_hydrate_through_the_derived_configuration() {
 
 #[tokio::test]
 async fn hydrated_fields_are_never_stored() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let mut p = seed_relations(&db).await;
     p.tags = vec![Tag {
         id: "t0".into(),
@@ -671,10 +674,10 @@ async fn serde_renames_name_paths_and_odd_index_names_get_query_methods() {
         }]
     );
 
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let _ = seed_relations(&db).await;
     write(&db, vec![r], vec![], vec![]).await;
-    let model: TitoModel<Renamed> = db.clone().model();
+    let model: TitoModel<Renamed, AnyBackend> = db.clone().model();
     let page = Renamed::by_owner_day(&model)
         .value("bob")
         .gt(31)

@@ -1,9 +1,12 @@
 //! Index maintenance over stored rows: an index added to a model with existing rows is built by
-//! `reindex`, `verify` finds missing and orphan entries, and `repair` fixes them.
+//! `reindex`, `verify` finds missing and orphan entries, and `repair` fixes them. They run on
+//! the backend `TITO_TIKV_PD` names (see `support`).
+
+mod support;
 
 use serde::{Deserialize, Serialize};
 use tito::types::{TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait};
-use tito::{Embedded, TitoEngine, TitoError, keyspace};
+use tito::{AnyBackend, TitoEngine, TitoError, keyspace};
 
 /// The first version of the model: no indexes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +60,7 @@ impl TitoModelTrait for GadgetV2 {
     }
 }
 
-async fn seed_v1(db: &TitoEngine, count: usize, duplicate_serial: bool) {
+async fn seed_v1(db: &TitoEngine<AnyBackend>, count: usize, duplicate_serial: bool) {
     let model = db.clone().model::<GadgetV1>();
     db.transaction(|tx| async move {
         for i in 0..count {
@@ -79,7 +82,7 @@ async fn seed_v1(db: &TitoEngine, count: usize, duplicate_serial: bool) {
     .unwrap();
 }
 
-async fn reds(db: &TitoEngine) -> usize {
+async fn reds(db: &TitoEngine<AnyBackend>) -> usize {
     let model = db.clone().model::<GadgetV2>();
     let page = model
         .query_by_index("by_color")
@@ -92,7 +95,7 @@ async fn reds(db: &TitoEngine) -> usize {
 
 #[tokio::test]
 async fn reindex_builds_an_index_added_after_the_rows_were_written() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     seed_v1(&db, 25, false).await;
     let model = db.clone().model::<GadgetV2>();
 
@@ -134,7 +137,7 @@ async fn reindex_builds_an_index_added_after_the_rows_were_written() {
 
 #[tokio::test]
 async fn reindex_refuses_duplicate_values_of_a_new_unique_index() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     seed_v1(&db, 4, true).await;
     let model = db.clone().model::<GadgetV2>();
     let err = model.reindex(100, |_| {}).await.unwrap_err();
@@ -146,7 +149,7 @@ async fn reindex_refuses_duplicate_values_of_a_new_unique_index() {
 
 #[tokio::test]
 async fn verify_finds_and_repair_fixes_missing_and_orphan_entries() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<GadgetV2>();
     db.transaction(|tx| {
         let model = model.clone();
@@ -190,7 +193,7 @@ async fn verify_finds_and_repair_fixes_missing_and_orphan_entries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reindex_runs_online_beside_concurrent_updates() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     seed_v1(&db, 200, false).await;
     let model = db.clone().model::<GadgetV2>();
     let writer = {

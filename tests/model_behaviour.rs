@@ -1,5 +1,10 @@
 //! Model behaviour beyond the seed: unique indexes, bad input, round-trip budgets, concurrency,
 //! record evolution and the stored format version.
+//!
+//! Every test runs on the backend `TITO_TIKV_PD` names (see `support`), except the format-version
+//! check, which is about a folder of the embedded engine.
+
+mod support;
 
 use serde::{Deserialize, Serialize};
 use tito::backend::{Counting, Embedded};
@@ -77,7 +82,7 @@ async fn insert<B: tito::Backend>(
 
 #[tokio::test]
 async fn unique_index_rejects_a_second_holder_and_frees_on_change() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(&db, vec![account("a", "ann@x.io", 1)])
         .await
@@ -124,7 +129,7 @@ async fn unique_index_rejects_a_second_holder_and_frees_on_change() {
 
 #[tokio::test]
 async fn racing_unique_inserts_let_exactly_one_win() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     let first = db.begin().await.unwrap();
     let second = db.begin().await.unwrap();
@@ -149,7 +154,7 @@ async fn racing_unique_inserts_let_exactly_one_win() {
 
 #[tokio::test]
 async fn key_exists_and_not_found_are_typed() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(&db, vec![account("a", "a@x.io", 1)]).await.unwrap();
     let err = insert(&db, vec![account("a", "other@x.io", 1)])
@@ -172,7 +177,7 @@ async fn key_exists_and_not_found_are_typed() {
 
 #[tokio::test]
 async fn bad_queries_are_typed_errors() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(
         &db,
@@ -265,7 +270,7 @@ async fn bad_queries_are_typed_errors() {
 
 #[tokio::test]
 async fn oversized_values_and_empty_ids_are_refused_without_partial_writes() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     let huge = account("big", &"x".repeat(7 * 1024 * 1024), 1);
     let err = insert(&db, vec![account("ok", "ok@x.io", 1), huge])
@@ -291,7 +296,7 @@ async fn oversized_values_and_empty_ids_are_refused_without_partial_writes() {
 
 #[tokio::test]
 async fn corrupt_rows_are_decode_errors_naming_the_key() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(&db, vec![account("a", "a@x.io", 1)]).await.unwrap();
     let tx = db.begin().await.unwrap();
@@ -316,7 +321,7 @@ async fn corrupt_rows_are_decode_errors_naming_the_key() {
 
 #[tokio::test]
 async fn numbers_order_numerically_and_strings_keep_case() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     let balances = [-5, -3, 0, 7, 9_999_999_999, 10_000_000_000, -10_000_000_000];
     let accounts: Vec<Account> = balances
@@ -407,7 +412,7 @@ async fn a_page_with_one_relationship_costs_one_scan_and_two_batched_reads() {
         }
     }
 
-    let backend = Counting::new(Embedded::temporary_builder().open_backend().unwrap());
+    let backend = Counting::new(support::backend().await);
     let db = TitoEngine::new(backend.clone()).await.unwrap();
     let tags = db.clone().model::<Tag>();
     let posts = db.clone().model::<Post>();
@@ -500,7 +505,7 @@ async fn a_page_with_one_relationship_costs_one_scan_and_two_batched_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_updates_lose_nothing_and_keep_indexes_consistent() {
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(
         &db,
@@ -556,7 +561,7 @@ async fn retrying_runner_retries_conflicts_but_not_closure_errors() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Account>();
     insert(&db, vec![account("a", "a@x.io", 0)]).await.unwrap();
 
@@ -643,7 +648,7 @@ async fn records_survive_added_and_removed_fields() {
             "evolving".into()
         }
     }
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let v1 = db.clone().model::<V1>();
     db.transaction(|tx| async move {
         let old = V1 {
@@ -687,7 +692,7 @@ async fn a_database_of_a_newer_format_is_refused() {
 
 #[tokio::test]
 async fn build_many_checks_every_record_in_one_batched_read() {
-    let backend = Counting::new(Embedded::temporary_builder().open_backend().unwrap());
+    let backend = Counting::new(support::backend().await);
     let db = TitoEngine::new(backend.clone()).await.unwrap();
     let model = db.clone().model::<Account>();
     let batch: Vec<Account> = (0..100)
@@ -771,7 +776,7 @@ async fn map_fields_are_indexed_by_key_path_and_a_whole_map_is_refused() {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     };
-    let db = Embedded::temporary().await.unwrap();
+    let db = support::engine().await;
     let model = db.clone().model::<Product>();
     for p in [
         product("p1", &[("color", "red"), ("size", "L")]),
@@ -812,7 +817,7 @@ async fn map_fields_are_indexed_by_key_path_and_a_whole_map_is_refused() {
 #[tokio::test]
 async fn pages_never_skip_or_repeat_rows_written_between_pages() {
     for reverse in [false, true] {
-        let db = Embedded::temporary().await.unwrap();
+        let db = support::engine().await;
         let model = db.clone().model::<Account>();
         let start: Vec<Account> = (0..10)
             .map(|i| account(&format!("a{i}"), &format!("a{i}@x"), i * 10))

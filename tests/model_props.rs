@@ -1,7 +1,10 @@
 //! Property test of index maintenance and queries: after random builds, updates and deletes on
 //! a model with composite, conditional, multi-valued and unique indexes, the stored index entries
 //! are exactly those the surviving records call for, and every query returns exactly what a
-//! linear filter returns, in order, across pages of random size, forward and reverse.
+//! linear filter returns, in order, across pages of random size, forward and reverse. It runs on
+//! the backend `TITO_TIKV_PD` names (see `support`).
+
+mod support;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -11,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tito::backend::KeyRange;
 use tito::codec::{KeyValue, Number, decode_tuple};
 use tito::types::{TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait};
-use tito::{Embedded, TitoEngine, TitoError};
+use tito::{AnyBackend, TitoEngine, TitoError};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Item {
@@ -175,7 +178,7 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
         })
 }
 
-async fn apply(db: &TitoEngine, state: &mut BTreeMap<String, Item>, op: Op) {
+async fn apply(db: &TitoEngine<AnyBackend>, state: &mut BTreeMap<String, Item>, op: Op) {
     let model = db.clone().model::<Item>();
     let unique_holder = |item: &Item, state: &BTreeMap<String, Item>| {
         item.code.as_ref().and_then(|code| {
@@ -241,7 +244,7 @@ async fn apply(db: &TitoEngine, state: &mut BTreeMap<String, Item>, op: Op) {
 }
 
 /// The index entries actually stored: (values, id) per entry.
-async fn stored_entries(db: &TitoEngine, index: &str) -> Vec<(Vec<KeyValue>, String)> {
+async fn stored_entries(db: &TitoEngine<AnyBackend>, index: &str) -> Vec<(Vec<KeyValue>, String)> {
     let unique = index == "by_code";
     let prefix = tito::keyspace::index_prefix("item", index, unique);
     let tx = db.snapshot().await.unwrap();
@@ -287,7 +290,11 @@ fn to_query_value(v: &KeyValue) -> tito::QueryValue {
     }
 }
 
-async fn check_query(db: &TitoEngine, state: &BTreeMap<String, Item>, spec: &QuerySpec) {
+async fn check_query(
+    db: &TitoEngine<AnyBackend>,
+    state: &BTreeMap<String, Item>,
+    spec: &QuerySpec,
+) {
     let index = INDEXES[spec.index];
     let expected_all = expected_entries(state, index);
     let width = match index {
@@ -367,7 +374,7 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let db = Embedded::temporary().await.unwrap();
+            let db = support::engine().await;
             let mut state = BTreeMap::new();
             for op in ops {
                 apply(&db, &mut state, op).await;

@@ -1,5 +1,6 @@
 //! Delivery: nothing lost or skipped when transactions commit out of order, per-key order under
 //! concurrency and retries, consumer groups, scheduled events, lag and retention.
+//! They run on the backend `TITO_TIKV_PD` names (`queue_support::fresh`).
 
 mod queue_support;
 
@@ -10,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use queue_support::*;
 use tito::keyspace::queue as keys;
-use tito::queue::{PartitionConfig, TitoQueue, WorkerHandle};
-use tito::{Embedded, KeyRange, RetryPolicy, TitoEngine, TitoError, TitoOperation, TitoOptions};
+use tito::queue::{PartitionConfig, WorkerHandle};
+use tito::{KeyRange, RetryPolicy, TitoError, TitoOperation, TitoOptions};
 
 fn random_below(n: u128) -> u64 {
     (tito::DBUuid::new_v4().as_u128() % n) as u64
@@ -129,12 +130,7 @@ async fn an_event_committed_after_later_events_were_handled_is_still_delivered()
 /// Commits the insert of `owner/0` late: its transaction takes its position first and stays
 /// open while events of another key in the same partition are handled, the last one well after
 /// `worker`'s 1 ms late window, so the partition's floor is above that position when it commits.
-async fn commit_below_the_floor(
-    db: &TitoEngine<Embedded>,
-    queue: &TitoQueue,
-    log: &Log,
-    owner: &str,
-) {
+async fn commit_below_the_floor(db: &Db, queue: &Queue, log: &Log, owner: &str) {
     let model = db.clone().model::<Entry>();
     let slow = db.begin().await.unwrap();
     let entry = Entry {
@@ -160,7 +156,7 @@ async fn commit_below_the_floor(
 }
 
 /// A worker with a 1 ms late window and the given deep sweep interval, logging what it handles.
-fn late_window_worker(queue: &Arc<TitoQueue>, log: &Log, deep_sweep: Duration) -> WorkerHandle {
+fn late_window_worker(queue: &Arc<Queue>, log: &Log, deep_sweep: Duration) -> WorkerHandle {
     let log = log.clone();
     fast(queue)
         .late_window(Duration::from_millis(1))
@@ -465,7 +461,7 @@ async fn lag_reports_pending_count_and_oldest_age() {
     assert_eq!(checkpoints.iter().map(|c| c.handled).sum::<u64>(), 4);
 }
 
-async fn count(db: &tito::TitoEngine<tito::Embedded>, range: KeyRange) -> usize {
+async fn count(db: &Db, range: KeyRange) -> usize {
     let tx = db.snapshot().await.unwrap();
     tx.scan(range, 100_000).await.unwrap().len()
 }

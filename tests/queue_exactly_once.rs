@@ -1,5 +1,6 @@
 //! Transactional handlers: a handler's writes commit with the acknowledgement of its event, or
 //! not at all.
+//! They run on the backend `TITO_TIKV_PD` names (`queue_support::fresh`).
 
 mod queue_support;
 

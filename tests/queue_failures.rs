@@ -1,5 +1,6 @@
 //! Failing handlers: panics are retried like errors, then dead-lettered while the key moves on;
 //! dead letters can be listed and replayed.
+//! They run on the backend `TITO_TIKV_PD` names (`queue_support::fresh`).
 
 mod queue_support;
 

@@ -1,6 +1,7 @@
 //! Leases: workers split partitions, take over a stopped worker's partitions after its leases
 //! expire, cannot acknowledge once their lease is taken, drain and release on shutdown, and
 //! pause on the leader flag.
+//! They run on the backend `TITO_TIKV_PD` names (`queue_support::fresh`).
 
 mod queue_support;
 
@@ -11,11 +12,11 @@ use std::time::Duration;
 use queue_support::*;
 use tito::KeyRange;
 use tito::keyspace::queue as keys;
-use tito::queue::{DEFAULT_GROUP, PartitionConfig, PartitionLease, TitoQueue};
+use tito::queue::{DEFAULT_GROUP, PartitionConfig, PartitionLease};
 use tokio::sync::Notify;
 
 /// Every lease of the default group, by partition.
-async fn leases(queue: &TitoQueue) -> Vec<(u32, PartitionLease)> {
+async fn leases(queue: &Queue) -> Vec<(u32, PartitionLease)> {
     let prefix = keys::group_prefix(EVENT, DEFAULT_GROUP, "lease");
     let tx = queue.engine.snapshot().await.unwrap();
     let rows = tx.scan(KeyRange::prefix(&prefix), 2_000).await.unwrap();
@@ -27,7 +28,7 @@ async fn leases(queue: &TitoQueue) -> Vec<(u32, PartitionLease)> {
         .collect()
 }
 
-async fn owners(queue: &TitoQueue) -> Vec<String> {
+async fn owners(queue: &Queue) -> Vec<String> {
     leases(queue)
         .await
         .into_iter()
@@ -35,7 +36,7 @@ async fn owners(queue: &TitoQueue) -> Vec<String> {
         .collect()
 }
 
-async fn write_lease(queue: &TitoQueue, partition: u32, lease: PartitionLease) {
+async fn write_lease(queue: &Queue, partition: u32, lease: PartitionLease) {
     let key = keys::lease_key(EVENT, DEFAULT_GROUP, partition);
     queue
         .engine

@@ -1,5 +1,6 @@
 //! Restart: a database reopened from disk resumes from its checkpoints; acknowledged events are
-//! never handled again and unacknowledged ones are.
+//! never handled again and unacknowledged ones are. It reopens a folder, so it is about the
+//! embedded engine and stays on it whatever `TITO_TIKV_PD` says.
 
 mod queue_support;
 

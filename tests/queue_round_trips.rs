@@ -1,23 +1,24 @@
 //! Round trips of the queue, counted with the `Counting` backend: publishing costs one batched
-//! read on top of the write, and events are read and acknowledged in batches.
+//! read on top of the write, and events are read and acknowledged in batches. The counts are of
+//! backend calls, so they hold on the backend `TITO_TIKV_PD` names too (`support::backend`).
 
 mod queue_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue_support::{EVENT, Entry, wait_until};
-use tito::backend::{Counting, Embedded};
+use queue_support::{EVENT, Entry, support, wait_until};
+use tito::backend::Counting;
 use tito::queue::{TitoQueue, Worker};
-use tito::{TitoEngine, TitoOperation, TitoOptions};
+use tito::{AnyBackend, TitoEngine, TitoOperation, TitoOptions};
 
-async fn counting() -> (Counting<Embedded>, TitoEngine<Counting<Embedded>>) {
-    let backend = Counting::new(Embedded::temporary_builder().open_backend().unwrap());
+async fn counting() -> (Counting<AnyBackend>, TitoEngine<Counting<AnyBackend>>) {
+    let backend = Counting::new(support::backend().await);
     let db = TitoEngine::new(backend.clone()).await.unwrap();
     (backend, db)
 }
 
-async fn insert(db: &TitoEngine<Counting<Embedded>>, n: u64, options: TitoOptions) {
+async fn insert(db: &TitoEngine<Counting<AnyBackend>>, n: u64, options: TitoOptions) {
     let model = db.clone().model::<Entry>();
     let entry = Entry {
         id: format!("e{n}"),

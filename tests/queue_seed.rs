@@ -1,6 +1,7 @@
 //! The event queue snippets of the tito 0.2.0 README, assembled into one program with only the
-//! connection line changed (`TiKV::connect(..)` -> `Embedded::temporary()`). Checks around the
-//! snippets (outside them) confirm the events were handled.
+//! connection line changed (`TiKV::connect(..)` ->
+//! `AnyBackend::from_env(Embedded::temporary_builder())`: embedded, or TiKV at `TITO_TIKV_PD`).
+//! Checks around the snippets (outside them) confirm the events were handled.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tito::types::{
     TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexConfig, TitoModelTrait,
 };
-use tito::{BoxFuture, Embedded, TitoError};
+use tito::{AnyBackend, BoxFuture, Embedded, TitoError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct User {
@@ -42,7 +43,7 @@ impl TitoModelTrait for User {
 #[rustfmt::skip]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_queue_snippets_run() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let user_model = tito_db.clone().model::<User>();
     let new_user = || User {
         id: "user-1".to_string(),
@@ -155,7 +156,7 @@ async fn seed_queue_snippets_run() -> Result<(), TitoError> {
 
 #[tokio::test]
 async fn only_writes_with_options_publish_events() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let user_model = tito_db.clone().model::<User>();
     let user = User {
         id: "user-2".to_string(),

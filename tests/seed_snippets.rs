@@ -1,12 +1,13 @@
 //! The model, CRUD and query snippets of the tito 0.2.0 README, assembled into programs with only
-//! the connection line changed (`TiKV::connect(..)` -> `Embedded::temporary()`).
+//! the connection line changed (`TiKV::connect(..)` ->
+//! `AnyBackend::from_env(Embedded::temporary_builder())`: embedded, or TiKV at `TITO_TIKV_PD`).
 
 use serde::{Deserialize, Serialize};
 use tito::types::{
     DBUuid, TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
     TitoIndexField, TitoModelTrait,
 };
-use tito::{Embedded, TitoError};
+use tito::{AnyBackend, Embedded, TitoError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct User {
@@ -230,7 +231,7 @@ impl TitoModelTrait for Article {
 
 #[tokio::test]
 async fn basic_crud_and_queries() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
 
     // Create model with the storage backend
     let user_model = tito_db.clone().model::<User>();
@@ -335,7 +336,7 @@ async fn basic_crud_and_queries() -> Result<(), TitoError> {
 
 #[tokio::test]
 async fn relationships_and_reverse_queries() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let tag_model = tito_db.clone().model::<Tag>();
     let post_model = tito_db.clone().model::<Post>();
     tito_db
@@ -400,7 +401,7 @@ async fn relationships_and_reverse_queries() -> Result<(), TitoError> {
 
 #[tokio::test]
 async fn composite_conditional_and_cursor_pages() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let user_model = tito_db.clone().model::<Member>();
     let article_model = tito_db.clone().model::<Article>();
     tito_db

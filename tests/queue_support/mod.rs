@@ -1,6 +1,11 @@
-//! Shared pieces of the queue tests: a model that publishes events, fast worker settings, and
-//! waiting on a condition with a generous timeout (never a fixed sleep for correctness).
+//! Shared pieces of the queue tests: a model that publishes events, a fresh queue on the backend
+//! `TITO_TIKV_PD` names (see `support`), fast worker settings, and waiting on a condition with a
+//! generous timeout (never a fixed sleep for correctness). The helpers are generic over the
+//! backend, so a test about the embedded engine itself (restart from a folder) uses them too.
 #![allow(dead_code)]
+
+#[path = "../support/mod.rs"]
+pub mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -10,7 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tito::queue::{TitoQueue, Worker};
 use tito::types::{TitoEventConfig, TitoModelTrait};
-use tito::{Embedded, RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoOperation, TitoOptions};
+use tito::{
+    AnyBackend, Backend, RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoOperation, TitoOptions,
+};
 
 /// The event type every test model publishes.
 pub const EVENT: &str = "account";
@@ -46,7 +53,11 @@ pub fn entry_of(event: &TitoEvent) -> Entry {
 }
 
 /// Publishes the insert of entry `owner/seq` in its own committed transaction.
-pub async fn publish(db: &TitoEngine<Embedded>, owner: &str, seq: u64) -> Result<(), TitoError> {
+pub async fn publish<B: Backend>(
+    db: &TitoEngine<B>,
+    owner: &str,
+    seq: u64,
+) -> Result<(), TitoError> {
     publish_with(
         db,
         owner,
@@ -57,8 +68,8 @@ pub async fn publish(db: &TitoEngine<Embedded>, owner: &str, seq: u64) -> Result
 }
 
 /// Publishes entry `owner/seq` with `options`.
-pub async fn publish_with(
-    db: &TitoEngine<Embedded>,
+pub async fn publish_with<B: Backend>(
+    db: &TitoEngine<B>,
     owner: &str,
     seq: u64,
     options: TitoOptions,
@@ -81,9 +92,15 @@ pub async fn publish_with(
     .await
 }
 
-/// A queue over a fresh temporary database.
-pub async fn fresh() -> (TitoEngine<Embedded>, Arc<TitoQueue>) {
-    let db = Embedded::temporary().await.expect("temporary database");
+/// The database of the queue tests.
+pub type Db = TitoEngine<AnyBackend>;
+
+/// The queue of the queue tests.
+pub type Queue = TitoQueue<AnyBackend>;
+
+/// A queue over a fresh, empty database.
+pub async fn fresh() -> (Db, Arc<Queue>) {
+    let db = support::engine().await;
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     (db, queue)
 }
@@ -98,7 +115,7 @@ pub fn quick_retry(attempts: u32) -> RetryPolicy {
 }
 
 /// A worker with short leases, heartbeats, polling and deep sweeps.
-pub fn fast(queue: &Arc<TitoQueue>) -> Worker {
+pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
     Worker::new(queue.clone(), EVENT)
         .lease_ttl(Duration::from_secs(1))
         .heartbeat(Duration::from_millis(50))
@@ -161,12 +178,12 @@ impl Log {
 }
 
 /// Pending plus retrying events of the default group.
-pub async fn backlog(queue: &TitoQueue) -> u64 {
+pub async fn backlog<B: Backend>(queue: &TitoQueue<B>) -> u64 {
     backlog_of(queue, tito::queue::DEFAULT_GROUP).await
 }
 
 /// Pending plus retrying events of `group`.
-pub async fn backlog_of(queue: &TitoQueue, group: &str) -> u64 {
+pub async fn backlog_of<B: Backend>(queue: &TitoQueue<B>, group: &str) -> u64 {
     queue
         .lag(EVENT, group)
         .await
