@@ -1,7 +1,8 @@
-//! A small blog on the embedded backend: authors, posts and tags, with relationships, a
-//! composite index, reverse chronological queries and cursor pagination.
+//! A small blog: authors, posts and tags, with relationships, a composite index, reverse
+//! chronological queries and cursor pagination.
 //!
-//! Run with `cargo run --example blog`.
+//! Run with `cargo run --example blog` (embedded, no setup), or on TiKV with
+//! `TITO_TIKV_PD=127.0.0.1:2379 cargo run --features tikv --example blog`.
 
 use serde::{Deserialize, Serialize};
 use tito::prelude::*;
@@ -114,7 +115,8 @@ impl TitoModelTrait for Post {
 
 #[tokio::main]
 pub async fn main() -> Result<(), TitoError> {
-    let db = Embedded::temporary().await?;
+    // Embedded, no setup; with `TITO_TIKV_PD=host:2379` (feature `tikv`) it runs on TiKV.
+    let db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let authors = db.clone().model::<Author>();
     let tags = db.clone().model::<Tag>();
     let posts = db.clone().model::<Post>();

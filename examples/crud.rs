@@ -1,6 +1,7 @@
-//! The seed's CRUD walkthrough on the embedded backend: create, read, update, query, delete.
+//! The seed's CRUD walkthrough: create, read, update, query, delete.
 //!
-//! Run with `cargo run --example crud`.
+//! Run with `cargo run --example crud` (embedded, no setup), or on TiKV with
+//! `TITO_TIKV_PD=127.0.0.1:2379 cargo run --features tikv --example crud`.
 
 use serde::{Deserialize, Serialize};
 use tito::prelude::*;
@@ -44,8 +45,9 @@ impl TitoModelTrait for User {
 
 #[tokio::main]
 pub async fn main() -> Result<(), TitoError> {
-    // The only line that differs from the TiKV version: `TiKV::connect(vec![..]).await?`.
-    let tito_db = Embedded::temporary().await?;
+    // Embedded, no setup; with `TITO_TIKV_PD=host:2379` (feature `tikv`) it runs on TiKV.
+    // A program for one backend would write `Embedded::open(path)` or `TiKV::connect(..)`.
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let user_model = tito_db.clone().model::<User>();
 
     let user_id = DBUuid::new_v4().to_string();

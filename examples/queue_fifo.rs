@@ -1,7 +1,8 @@
 //! The event queue: order events written in the same transaction as the orders, handled by a
 //! worker first-in first-out per customer (the partition key), across 1024 partitions.
 //!
-//! Run with `cargo run --example queue_fifo`.
+//! Run with `cargo run --example queue_fifo` (embedded, no setup), or on TiKV with
+//! `TITO_TIKV_PD=127.0.0.1:2379 cargo run --features tikv --example queue_fifo`.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -42,7 +43,8 @@ impl TitoModelTrait for Order {
 
 #[tokio::main]
 pub async fn main() -> Result<(), TitoError> {
-    let tito_db = Embedded::temporary().await?;
+    // Embedded, no setup; with `TITO_TIKV_PD=host:2379` (feature `tikv`) it runs on TiKV.
+    let tito_db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let orders = tito_db.clone().model::<Order>();
 
     // Each write commits the order and its event together.

@@ -1,7 +1,8 @@
 //! Queue workers beyond the seed: two consumer groups of one event type, retries with backoff,
 //! a dead letter and its replay, a transactional (exactly-once) handler, lag and checkpoints.
 //!
-//! Run with `cargo run --example queue_workers`.
+//! Run with `cargo run --example queue_workers` (embedded, no setup), or on TiKV with
+//! `TITO_TIKV_PD=127.0.0.1:2379 cargo run --features tikv --example queue_workers`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +53,12 @@ impl TitoModelTrait for LedgerLine {
     }
 }
 
-async fn pay(db: &TitoEngine, id: &str, account: &str, cents: i64) -> Result<(), TitoError> {
+async fn pay(
+    db: &TitoEngine<AnyBackend>,
+    id: &str,
+    account: &str,
+    cents: i64,
+) -> Result<(), TitoError> {
     let payments = db.clone().model::<Payment>();
     let payment = Payment {
         id: id.to_string(),
@@ -67,7 +73,7 @@ async fn pay(db: &TitoEngine, id: &str, account: &str, cents: i64) -> Result<(),
     .map(drop)
 }
 
-async fn wait_for_empty(queue: &TitoQueue, group: &str) -> Result<(), TitoError> {
+async fn wait_for_empty(queue: &TitoQueue<AnyBackend>, group: &str) -> Result<(), TitoError> {
     while !queue.lag("payment", group).await?.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -76,7 +82,8 @@ async fn wait_for_empty(queue: &TitoQueue, group: &str) -> Result<(), TitoError>
 
 #[tokio::main]
 pub async fn main() -> Result<(), TitoError> {
-    let db = Embedded::temporary().await?;
+    // Embedded, no setup; with `TITO_TIKV_PD=host:2379` (feature `tikv`) it runs on TiKV.
+    let db = AnyBackend::from_env(Embedded::temporary_builder()).await?;
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     // Register both groups before publishing: a group sees events published after it exists.
     queue.register_group("payment", "ledger").await?;
