@@ -7,7 +7,8 @@
 //! with the data.
 //!
 //! It runs embedded with no server ([`Embedded`]) and on TiKV (`TiKV`, feature `tikv`)
-//! when one machine is not enough.
+//! when one machine is not enough; [`AnyBackend`] picks one of them from the environment at
+//! start-up (`TITO_TIKV_PD`).
 //!
 //! ## Models
 //!
