@@ -2,8 +2,9 @@
 //! retryable conflicts, transient errors and commits whose outcome is unknown (applied or not)
 //! at seeded rates. The retrying runner loses and duplicates nothing, index maintenance stays
 //! consistent with every record the engine said it committed, and queue workers deliver every
-//! event in key order (exactly once with a transactional handler). Two ignored tests show bugs
-//! the faults found: a failed begin is not retried, and rare failed partition reads starve sweeps.
+//! event in key order (exactly once with a transactional handler). Two tests hold fixes for bugs
+//! the faults found: a failed begin is retried, and a failed partition read no longer stops a
+//! sweep from reading the partitions after it.
 
 mod queue_support;
 
@@ -115,14 +116,8 @@ async fn increment(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_increments_under_conflicts_and_transient_errors_lose_nothing_and_apply_nothing_twice()
  {
-    // Begin is left out: the runner does not retry a failed begin (see the ignored test below).
-    let plan = on_every_call(
-        FaultPlan::new(11),
-        &[CallKind::Begin],
-        0.05,
-        Fault::Conflict,
-    );
-    let plan = on_every_call(plan, &[CallKind::Begin], 0.05, Fault::Unavailable);
+    let plan = on_every_call(FaultPlan::new(11), &[], 0.05, Fault::Conflict);
+    let plan = on_every_call(plan, &[], 0.05, Fault::Unavailable);
     let (faulty, db, plain) = databases(plan).await;
     let ids: Vec<String> = (0..2).map(|i| format!("c{i}")).collect();
     seed_counters(&plain, &ids).await;
@@ -236,7 +231,6 @@ async fn an_unknown_commit_outcome_surfaces_once_and_is_applied_at_most_once() {
 }
 
 #[tokio::test]
-#[ignore = "tito bug: transaction_with_retry does not retry a retryable error from begin"]
 async fn a_transient_error_at_begin_is_retried_by_the_retrying_runner() {
     let plan = FaultPlan::new(0).at(CallKind::Begin, 1, Fault::Unavailable);
     let (_faulty, db, _plain) = databases(plan).await;
@@ -700,8 +694,6 @@ async fn a_transactional_handler_under_faults_applies_every_event_exactly_once_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tito bug: one failed partition read ends the whole sweep and the cursor only moves on \
-            dispatch, so a 2% transient scan error rate starves the partitions far from the cursor"]
 async fn a_rare_failed_partition_read_does_not_starve_the_later_partitions() {
     let plan = FaultPlan::new(5).rate(CallKind::Scan, 0.02, Fault::Unavailable);
     let (faulty, db, plain) = databases(plan).await;

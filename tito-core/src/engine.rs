@@ -95,7 +95,8 @@ impl<B: Backend> TitoEngine<B> {
     }
 
     /// Runs `f` in a transaction, running it again in a fresh transaction when the backend
-    /// reports a retryable conflict, with jittered exponential backoff per `policy`.
+    /// reports a retryable conflict or a retryable unavailability (at begin too), with jittered
+    /// exponential backoff per `policy`.
     ///
     /// Errors of the closure that are not backend conflicts are returned at once. A commit
     /// whose outcome is unknown is never replayed: it returns
@@ -112,7 +113,18 @@ impl<B: Backend> TitoEngine<B> {
     {
         let mut attempt = 1;
         loop {
-            let tx = self.begin().await?;
+            let tx = match self.begin().await {
+                Ok(tx) => tx,
+                // Nothing ran yet: a begin that failed for now is retried like a conflict.
+                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
+                    let delay = policy.delay(attempt);
+                    debug!(attempt, ?delay, error = %e, "retrying transaction begin");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let span = info_span!("tito.transaction", backend = self.backend.name(), attempt);
             let outcome = f(tx.clone()).instrument(span).await;
             let retryable = match outcome {

@@ -54,7 +54,8 @@ struct Idle {
 
 /// Reads due events and dispatches partitions until they run out or all permits are taken.
 /// Partitions are visited round-robin from `cursor` so that busy low partitions cannot starve
-/// high ones.
+/// high ones. A partition whose read fails is skipped, and the first such error is returned
+/// once the others have been read.
 pub(crate) async fn sweep<B: Backend>(
     rt: &Arc<Runtime<B>>,
     permits: &Arc<Semaphore>,
@@ -87,6 +88,7 @@ pub(crate) async fn sweep<B: Backend>(
     idle.sort_unstable_by_key(|i| (i.partition < *cursor, i.partition));
     let floor_if_empty = now.saturating_sub(micros(s.late_window));
     let snapshot = rt.engine.snapshot().await?;
+    let mut failed = None;
     for Idle {
         partition: p,
         floor,
@@ -97,7 +99,13 @@ pub(crate) async fn sweep<B: Backend>(
             Some(floor) => keys::pending_due_range_from(&s.event_type, &s.group, p, floor, now),
             None => keys::pending_due_range(&s.event_type, &s.group, p, now),
         };
-        let mut rows = snapshot.scan(range, s.batch_size).await?;
+        let mut rows = match snapshot.scan(range, s.batch_size).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                skip_failed(cursor, p, e, &mut failed);
+                continue;
+            }
+        };
         if rows.is_empty() {
             let mut state = rt.state.lock();
             state.deep.remove(&p);
@@ -110,7 +118,13 @@ pub(crate) async fn sweep<B: Backend>(
             // The batch starts at the partition's first pending event, not at the floor: an
             // event that committed late below the floor goes before the later events of its key.
             let from_first = keys::pending_due_range(&s.event_type, &s.group, p, now);
-            rows = snapshot.scan(from_first, s.batch_size).await?;
+            rows = match snapshot.scan(from_first, s.batch_size).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    skip_failed(cursor, p, e, &mut failed);
+                    continue;
+                }
+            };
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             *cursor = p;
@@ -129,5 +143,12 @@ pub(crate) async fn sweep<B: Backend>(
         *cursor = p + 1;
         tasks.spawn(partition::process(rt.clone(), p, token, rows, permit));
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// Moves the sweep past partition `p`, whose read failed, keeping the first error: one
+/// unreadable partition must not stop the partitions after it from being read.
+fn skip_failed(cursor: &mut u32, p: u32, error: TitoError, failed: &mut Option<TitoError>) {
+    *cursor = p + 1;
+    failed.get_or_insert(error);
 }
