@@ -679,6 +679,13 @@ async fn a_transactional_handler_under_faults_applies_every_event_exactly_once_i
         OWNERS as u64 * PER_OWNER
     );
     assert_eq!(stats.dead_lettered, 0);
+    // The handler never fails by itself: store errors it passes on run it again without
+    // counting as its failures, unless they outlast the attempts (about one in five calls
+    // failed here when they counted).
+    assert!(
+        stats.failed_attempts * 10 < OWNERS as u64 * PER_OWNER,
+        "store errors counted as handler failures: {stats:?}"
+    );
     assert!(
         injected.conflicts > 0
             && injected.unavailable > 0

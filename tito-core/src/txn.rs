@@ -63,7 +63,9 @@ impl<B: Backend> TitoTransaction<B> {
         self.shared.kind
     }
 
-    pub(crate) fn saw_conflict(&self) -> bool {
+    /// Whether an operation of this transaction failed with a retryable error (a conflict, or a
+    /// backend unavailable for now): running the work again in a new transaction may succeed.
+    pub fn saw_conflict(&self) -> bool {
         self.shared.saw_conflict.load(Ordering::Relaxed)
     }
 

@@ -346,8 +346,16 @@ impl<B: Backend> PartitionRun<B> {
                     let timeout = self.rt.settings.handler_timeout;
                     let outcome = run_guarded(timeout, || handler(event.clone(), tx.clone())).await;
                     if let Err(error) = outcome {
+                        // A store error the handler passed on (a conflict, a busy cluster) is not
+                        // the handler's failure: it runs again without using its retries.
+                        let store_failed = tx.saw_conflict() && attempt < ACK_ATTEMPTS;
                         let _ = tx.rollback().await;
-                        return Ok(Handled::Failed(error));
+                        if !store_failed {
+                            return Ok(Handled::Failed(error));
+                        }
+                        tokio::time::sleep(tito_core::RetryPolicy::default().delay(attempt)).await;
+                        attempt += 1;
+                        continue;
                     }
                     let saved = self.batch.clone();
                     self.succeeded(event, source)?;
