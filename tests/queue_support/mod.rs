@@ -126,13 +126,15 @@ pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
         .concurrency(4)
 }
 
-/// Waits until `check` holds, polling every 10 ms; panics with `what` after 30 s.
+/// Waits until `check` holds, polling every 10 ms; panics with `what` after 30 s (120 s on
+/// TiKV, where every read is a network round trip).
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let patience = if support::on_tikv() { 120 } else { 30 };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(patience);
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -5,7 +5,7 @@
 //! on constructed errors.
 //!
 //! The rule at commit: only an error that proves the transaction did not commit (a write
-//! conflict, a lock it lost, an existing key: all found before the primary key commits) is a
+//! conflict, a lock it lost or could not get past, an existing key) is a
 //! failure that may be rolled back. tikv-client retries region and transport errors inside
 //! `commit()`, and one that outlasts its retries may hide a primary key that did commit, so every
 //! other error is [`TitoError::CommitOutcomeUnknown`] and is never rolled back.
@@ -64,7 +64,8 @@ pub(super) fn classify(error: &Error) -> Class {
     match error {
         Error::UndeterminedError(_) => Class::Undetermined,
         Error::DuplicateKeyInsertion => Class::KeyExists,
-        Error::ResolveLockError(_) => Class::Conflict,
+        // A lock of another transaction was in the way and could not be resolved yet.
+        Error::ResolveLockError(_) | Error::TxnNotFound(_) => Class::Conflict,
         Error::KeyError(key_error) => classify_key_error(key_error),
         Error::ExtractedErrors(errors) | Error::MultipleKeyErrors(errors) => {
             errors.iter().map(classify).max().unwrap_or(Class::Other)
@@ -100,6 +101,7 @@ fn classify_key_error(key_error: &ProtoKeyError) -> Class {
         Class::KeyExists
     } else if key_error.conflict.is_some()
         || key_error.deadlock.is_some()
+        || key_error.txn_not_found.is_some()
         || !key_error.retryable.is_empty()
     {
         Class::Conflict
@@ -169,6 +171,18 @@ mod tests {
         assert_eq!(classify(&retryable), Class::Conflict);
         assert_eq!(
             classify(&Error::ResolveLockError(Vec::new())),
+            Class::Conflict
+        );
+        // Seen live: a commit met the lock of a transaction that had just rolled back, and
+        // resolving it found no such transaction. Nothing of the commit was applied.
+        let not_found = Error::MultipleKeyErrors(vec![key_error(ProtoKeyError {
+            txn_not_found: Some(Default::default()),
+            ..Default::default()
+        })]);
+        assert_eq!(classify(&not_found), Class::Conflict);
+        assert!(classify(&not_found).proves_no_commit());
+        assert_eq!(
+            classify(&Error::TxnNotFound(Default::default())),
             Class::Conflict
         );
     }
