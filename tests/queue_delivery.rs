@@ -74,10 +74,13 @@ async fn out_of_order_commits_lose_nothing() {
     assert!(committed.len() > 200, "most transactions commit");
     // Handled is not yet acknowledged: an acknowledgement that failed leaves its events to be
     // handled again, so wait for the backlog too.
-    wait_until(
-        "every committed event is handled and acknowledged",
-        || async { committed.is_subset(&log.ids()) && backlog(&queue).await == 0 },
-    )
+    wait_until("every committed event is handled", || async {
+        committed.is_subset(&log.ids())
+    })
+    .await;
+    wait_until("every handled event is acknowledged", || async {
+        backlog(&queue).await == 0
+    })
     .await;
     for w in workers {
         w.shutdown().await.unwrap();

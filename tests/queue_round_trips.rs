@@ -68,7 +68,9 @@ async fn events_are_acknowledged_in_batches() {
     worker.shutdown().await.unwrap();
     assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 200);
     // Group check, first heartbeat, two acknowledgements of 100, shutdown release: a handful of
-    // commits, not one per event (lag polling above adds none: snapshots do not commit).
+    // commits, not one per event (lag polling above adds none: snapshots do not commit). On
+    // TiKV the run lasts seconds, and every heartbeat interval in it adds a commit.
     let counts = backend.take();
-    assert!(counts.commit <= 8, "{counts:?}");
+    let budget = if support::on_tikv() { 20 } else { 8 };
+    assert!(counts.commit <= budget, "{counts:?}");
 }

@@ -116,9 +116,17 @@ pub fn quick_retry(attempts: u32) -> RetryPolicy {
 
 /// A worker with short leases, heartbeats, polling and deep sweeps.
 pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
+    // A lease must outlast several round trips of the heartbeat that renews every held lease in
+    // one transaction: on TiKV (a debug build here) a one-second lease churned until
+    // acknowledgements kept conflicting with renewals.
+    let (lease_ttl, heartbeat) = if support::on_tikv() {
+        (Duration::from_secs(5), Duration::from_millis(250))
+    } else {
+        (Duration::from_secs(1), Duration::from_millis(50))
+    };
     Worker::new(queue.clone(), EVENT)
-        .lease_ttl(Duration::from_secs(1))
-        .heartbeat(Duration::from_millis(50))
+        .lease_ttl(lease_ttl)
+        .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(5))
         .deep_sweep_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(10))
