@@ -473,6 +473,22 @@ fn report_model(tally: &Tally, injected: FaultCounts) {
 // Queue acknowledgements
 // ---------------------------------------------------------------------------------------------
 
+/// Asserts that a queue run met every fault kind and that some acknowledgements failed.
+fn every_fault_struck(injected: FaultCounts, stats: &WorkerStats) {
+    assert!(
+        injected.conflicts > 0
+            && injected.unavailable > 0
+            && injected.unknown_applied > 0
+            && injected.unknown_not_applied > 0
+            && injected.delayed > 0,
+        "{injected:?}"
+    );
+    assert!(
+        stats.abandoned_batches > 0,
+        "acknowledgements failed: {stats:?}"
+    );
+}
+
 const OWNERS: usize = 8;
 const PER_OWNER: u64 = 20;
 
@@ -600,18 +616,7 @@ async fn a_plain_handler_under_faults_sees_every_event_at_least_once_in_key_orde
         all.len()
     );
     assert_eq!(stats.dead_lettered, 0);
-    assert!(
-        injected.conflicts > 0
-            && injected.unavailable > 0
-            && injected.unknown_applied > 0
-            && injected.unknown_not_applied > 0
-            && injected.delayed > 0,
-        "{injected:?}"
-    );
-    assert!(
-        stats.abandoned_batches > 0,
-        "acknowledgements failed: {stats:?}"
-    );
+    every_fault_struck(injected, &stats);
 }
 
 /// One owner's events, in the order a transactional handler applied them.
@@ -686,18 +691,7 @@ async fn a_transactional_handler_under_faults_applies_every_event_exactly_once_i
         stats.failed_attempts * 10 < OWNERS as u64 * PER_OWNER,
         "store errors counted as handler failures: {stats:?}"
     );
-    assert!(
-        injected.conflicts > 0
-            && injected.unavailable > 0
-            && injected.unknown_applied > 0
-            && injected.unknown_not_applied > 0
-            && injected.delayed > 0,
-        "{injected:?}"
-    );
-    assert!(
-        stats.abandoned_batches > 0,
-        "acknowledgements failed: {stats:?}"
-    );
+    every_fault_struck(injected, &stats);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
