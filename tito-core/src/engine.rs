@@ -113,32 +113,28 @@ impl<B: Backend> TitoEngine<B> {
     {
         let mut attempt = 1;
         loop {
-            let tx = match self.begin().await {
-                Ok(tx) => tx,
+            let may_retry = attempt < policy.max_attempts;
+            let retryable = match self.begin().await {
                 // Nothing ran yet: a begin that failed for now is retried like a conflict.
-                Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
-                    let delay = policy.delay(attempt);
-                    debug!(attempt, ?delay, error = %e, "retrying transaction begin");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    continue;
-                }
+                Err(e) if e.is_retryable() && may_retry => e,
                 Err(e) => return Err(e.into()),
-            };
-            let span = info_span!("tito.transaction", backend = self.backend.name(), attempt);
-            let outcome = f(tx.clone()).instrument(span).await;
-            let retryable = match outcome {
-                Ok(value) => match tx.commit().await {
-                    Ok(()) => return Ok(value),
-                    Err(e) if e.is_retryable() && attempt < policy.max_attempts => e,
-                    Err(e) => return Err(e.into()),
-                },
-                Err(e) => {
-                    rollback_quietly(&tx).await;
-                    if !(tx.saw_conflict() && attempt < policy.max_attempts) {
-                        return Err(e);
+                Ok(tx) => {
+                    let span =
+                        info_span!("tito.transaction", backend = self.backend.name(), attempt);
+                    match f(tx.clone()).instrument(span).await {
+                        Ok(value) => match tx.commit().await {
+                            Ok(()) => return Ok(value),
+                            Err(e) if e.is_retryable() && may_retry => e,
+                            Err(e) => return Err(e.into()),
+                        },
+                        Err(e) => {
+                            rollback_quietly(&tx).await;
+                            if !(tx.saw_conflict() && may_retry) {
+                                return Err(e);
+                            }
+                            TitoError::Conflict("conflict during the transaction".into())
+                        }
                     }
-                    TitoError::Conflict("conflict during the transaction".into())
                 }
             };
             let delay = policy.delay(attempt);

@@ -324,16 +324,14 @@ impl BackendTx for TiKVTx {
             let mut reader = self.inner.reader(&self.shared)?;
             return reader.get(key).await.map_err(|e| to_tito(&e, Op::Access));
         }
-        let tx = self.inner.transaction()?;
-        if let Some(value) = self.locked.known(&key) {
-            return Ok(value);
+        self.inner.transaction()?;
+        if self.locked.known(&key).is_none() {
+            // The same one timestamp and one lock request as `get_for_update`.
+            self.lock_chunk(vec![key.clone()])
+                .await
+                .map_err(|e| to_tito(&e, Op::Access))?;
         }
-        self.locked.start_locking(vec![key.clone()]);
-        let outcome = tx.get_for_update(key.clone()).await;
-        self.locked.done_locking(answered(&outcome));
-        let value = outcome.map_err(|e| to_tito(&e, Op::Access))?;
-        self.locked.read(key, value.clone());
-        Ok(value)
+        Ok(self.locked.known(&key).flatten())
     }
 
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
