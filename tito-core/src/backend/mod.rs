@@ -9,6 +9,7 @@ pub mod any;
 pub mod counting;
 pub mod embedded;
 pub mod faults;
+pub mod latency;
 #[cfg(feature = "tikv")]
 pub mod tikv;
 
@@ -20,6 +21,7 @@ pub use any::{AnyBackend, AnyTx};
 pub use counting::{CallCounts, Counting};
 pub use embedded::{Durability, Embedded, EmbeddedBuilder};
 pub use faults::{CallKind, Fault, FaultCounts, FaultPlan, Faulty};
+pub use latency::Latency;
 #[cfg(feature = "tikv")]
 pub use tikv::{GcConfig, TiKV, TiKVConfig, TlsPaths};
 
