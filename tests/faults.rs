@@ -520,7 +520,6 @@ fn fast_worker<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
         .lease_ttl(Duration::from_secs(1))
         .heartbeat(Duration::from_millis(50))
         .poll_interval(Duration::from_millis(5))
-        .deep_sweep_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(10))
         .retry(quick_retry(12))
         .concurrency(4)

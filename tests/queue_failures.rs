@@ -175,7 +175,7 @@ async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
     let (db, queue) = fresh().await;
     let partition = tito::types::partition_of("owner-a");
     let garbage_key =
-        tito::keyspace::queue::pending_key(EVENT, DEFAULT_GROUP, partition, 1, "garbage");
+        tito::keyspace::queue::pending_key(EVENT, DEFAULT_GROUP, partition, "owner-a", 1, "garbage");
     let tx = db.begin().await.unwrap();
     tx.put(garbage_key.clone(), b"\x01{not json".to_vec())
         .await

@@ -128,7 +128,6 @@ pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
         .lease_ttl(lease_ttl)
         .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(5))
-        .deep_sweep_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(10))
         .retry(quick_retry(5))
         .concurrency(4)

@@ -115,7 +115,14 @@ pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
                 created_at: now,
                 run_at: now,
             };
-            let key = keys::pending_key(EVENT_TYPE, DEFAULT_GROUP, partition, now, &event.id);
+            let key = keys::pending_key(
+                EVENT_TYPE,
+                DEFAULT_GROUP,
+                partition,
+                &post.id,
+                now,
+                &event.id,
+            );
             tx.put(key, encode_event(&event)?).await?;
             tx.put(
                 keys::keyseq_key(EVENT_TYPE, &post.id),

@@ -1,24 +1,32 @@
 //! The database handle: begins transactions and runs transaction closures.
 
 use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
 use crate::keyspace::{self, FORMAT_VERSION};
+use crate::event::Published;
 use crate::txn::{RetryPolicy, TitoTransaction};
 
 /// A tito database on backend `B`. Cheap to clone; clones share the backend.
 #[derive(Clone, Debug)]
 pub struct TitoEngine<B: Backend = Embedded> {
     backend: B,
+    published: Arc<Published>,
 }
 
 impl<B: Backend> TitoEngine<B> {
     /// Wraps an opened backend, checking (or, on a new database, recording) the format version.
     pub async fn new(backend: B) -> Result<Self> {
-        let engine = TitoEngine { backend };
+        let engine = TitoEngine {
+            backend,
+            published: Arc::default(),
+        };
         engine.check_format().await?;
         Ok(engine)
     }
@@ -66,7 +74,14 @@ impl<B: Backend> TitoEngine<B> {
     /// Begins a transaction of the given kind.
     pub async fn begin_with(&self, kind: TxKind) -> Result<TitoTransaction<B>> {
         let tx = self.backend.begin(kind).await?;
-        Ok(TitoTransaction::new(tx, kind))
+        Ok(TitoTransaction::new(tx, kind, self.published.clone()))
+    }
+
+    /// A receiver that changes each time a transaction begun on this engine (or a clone of it)
+    /// commits events of `event_type`: queue workers wait on it to pick new events up at once.
+    /// Events committed through other engines or processes are found by polling.
+    pub fn published(&self, event_type: &str) -> watch::Receiver<u64> {
+        self.published.subscribe(event_type)
     }
 
     /// A consistent read-only snapshot of the database.

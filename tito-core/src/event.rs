@@ -12,12 +12,15 @@
 //! handling in position order is handling in commit order, even with clock skew between
 //! processes.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::error::{Result, TitoError};
@@ -217,20 +220,66 @@ pub async fn claim_position<B: Backend>(
     Ok(position)
 }
 
-/// Writes `event` as pending for consumer group `group` at its position (`run_at`).
+/// Writes `event` as pending for consumer group `group` at its position (`run_at`), with the
+/// ready mark that lets workers find its key.
 pub async fn enqueue_for<B: Backend>(
     tx: &TitoTransaction<B>,
     group: &str,
     event: &TitoEvent,
 ) -> Result<()> {
-    let key = queue::pending_key(
-        &event.event_type,
-        group,
-        event.partition,
-        event.run_at,
-        &event.id,
-    );
-    tx.put(key, encode_event(event)?).await
+    write_pending(tx, group, event, encode_event(event)?).await
+}
+
+/// Announces committed events to the workers of this process, per event type.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    senders: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Published {
+    fn sender(&self, event_type: &str) -> watch::Sender<u64> {
+        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+        senders
+            .entry(event_type.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .clone()
+    }
+
+    /// A receiver that changes whenever events of `event_type` commit.
+    pub fn subscribe(&self, event_type: &str) -> watch::Receiver<u64> {
+        self.sender(event_type).subscribe()
+    }
+
+    /// Tells the receivers of `event_type` that events committed.
+    pub fn announce(&self, event_type: &str) {
+        self.sender(event_type).send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Writes the encoded `event` and its key's ready mark for `group`. The mark holds the key's
+/// latest position: a worker removes it only while it still holds the position it has handled
+/// up to, so a later event always leaves its key marked.
+async fn write_pending<B: Backend>(
+    tx: &TitoTransaction<B>,
+    group: &str,
+    event: &TitoEvent,
+    value: Vec<u8>,
+) -> Result<()> {
+    let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
+    let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
+    tx.put(key, value).await?;
+    tx.published(t);
+    tx.put(
+        queue::ready_key(t, group, p, pk),
+        event.run_at.to_be_bytes().to_vec(),
+    )
+    .await
+}
+
+/// The position a ready mark holds.
+pub fn decode_ready(key: &[u8], bytes: &[u8]) -> Result<u64> {
+    decode_position(key, Some(bytes))?
+        .ok_or_else(|| crate::model::record::decode_error(key, "bad ready mark".into()))
 }
 
 /// Publishes the events `options` asks for, for every event type `record` declares.
@@ -292,8 +341,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
         };
         let value = encode_event(&event)?;
         for group in &groups {
-            let key = queue::pending_key(&event.event_type, group, partition, position, &event.id);
-            tx.put(key, value.clone()).await?;
+            write_pending(tx, group, &event, value.clone()).await?;
         }
     }
     Ok(())

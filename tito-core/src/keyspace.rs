@@ -159,8 +159,9 @@ pub mod queue {
     use super::*;
 
     /// Sections of a consumer group, each one contiguous range.
-    pub const GROUP_SECTIONS: [&str; 8] = [
+    pub const GROUP_SECTIONS: [&str; 9] = [
         "pending",
+        "ready",
         "retry",
         "dead",
         "lease",
@@ -216,53 +217,54 @@ pub mod queue {
         partition_prefix(event_type, group, "pending", partition)
     }
 
-    /// The key of a pending event: ordered by partition, then position, then event id.
+    /// The prefix of the pending events of one partition key: they are stored per key, so a key's
+    /// first pending event is the first key of this prefix and no handled event of another key
+    /// lies before it.
+    pub fn pending_key_prefix(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        partition_key: &str,
+    ) -> Vec<u8> {
+        let mut key = pending_partition_prefix(event_type, group, partition);
+        codec::put_str(&mut key, partition_key, Direction::Asc);
+        key
+    }
+
+    /// The key of a pending event: ordered by partition, partition key, position, event id.
     pub fn pending_key(
         event_type: &str,
         group: &str,
         partition: u32,
+        partition_key: &str,
         position: u64,
         event_id: &str,
     ) -> Vec<u8> {
         with_position(
-            pending_partition_prefix(event_type, group, partition),
+            pending_key_prefix(event_type, group, partition, partition_key),
             position,
             event_id,
         )
     }
 
-    /// The pending events of `partition` whose position is at most `up_to`.
-    pub fn pending_due_range(
+    /// The pending events of one partition key from position `from` on (all of them for `0`).
+    pub fn pending_key_range(
         event_type: &str,
         group: &str,
         partition: u32,
-        up_to: u64,
-    ) -> KeyRange {
-        let start = pending_partition_prefix(event_type, group, partition);
-        let mut end = start.clone();
-        match up_to.checked_add(1) {
-            Some(bound) => codec::put_u64(&mut end, bound, Direction::Asc),
-            None => return KeyRange::prefix(&start),
-        }
-        KeyRange::new(start, end)
-    }
-
-    /// The pending events of `partition` whose position is in `[from, up_to]` (at least the
-    /// position `up_to` itself when `from` is above it).
-    pub fn pending_due_range_from(
-        event_type: &str,
-        group: &str,
-        partition: u32,
+        partition_key: &str,
         from: u64,
-        up_to: u64,
     ) -> KeyRange {
-        let mut range = pending_due_range(event_type, group, partition, up_to);
-        codec::put_u64(&mut range.start, from.min(up_to), Direction::Asc);
+        let prefix = pending_key_prefix(event_type, group, partition, partition_key);
+        let mut range = KeyRange::prefix(&prefix);
+        if from > 0 {
+            codec::put_u64(&mut range.start, from, Direction::Asc);
+        }
         range
     }
 
-    /// The partition of a key in a partitioned section (`pending`, `retry`, `dead`, `lease`,
-    /// `checkpoint`), given the length of its [`group_prefix`].
+    /// The partition of a key in a partitioned section (`pending`, `ready`, `retry`, `dead`,
+    /// `lease`, `checkpoint`), given the length of its [`group_prefix`].
     pub fn partition_in_key(key: &[u8], group_prefix_len: usize) -> Option<u32> {
         match codec::take_value(key.get(group_prefix_len..)?, Direction::Asc).ok()? {
             (codec::KeyValue::UInt(p), _) => u32::try_from(p).ok(),
@@ -270,15 +272,50 @@ pub mod queue {
         }
     }
 
-    /// The partition and position of a pending event key, given the length of its
-    /// [`group_prefix`].
-    pub fn pending_key_position(key: &[u8], group_prefix_len: usize) -> Option<(u32, u64)> {
+    /// The partition, partition key and position of a pending event key, given the length of
+    /// its [`group_prefix`].
+    pub fn pending_key_parts(key: &[u8], group_prefix_len: usize) -> Option<(u32, String, u64)> {
         let rest = key.get(group_prefix_len..)?;
         let (partition, used) = codec::take_value(rest, Direction::Asc).ok()?;
+        let rest = rest.get(used..)?;
+        let (partition_key, used) = codec::take_value(rest, Direction::Asc).ok()?;
         let (position, _) = codec::take_value(rest.get(used..)?, Direction::Asc).ok()?;
-        match (partition, position) {
-            (codec::KeyValue::UInt(p), codec::KeyValue::UInt(position)) => {
-                Some((u32::try_from(p).ok()?, position))
+        match (partition, partition_key, position) {
+            (
+                codec::KeyValue::UInt(p),
+                codec::KeyValue::Str(partition_key),
+                codec::KeyValue::UInt(position),
+            ) => Some((u32::try_from(p).ok()?, partition_key, position)),
+            _ => None,
+        }
+    }
+
+    /// The key marking a partition key with pending events: written with every event (its value
+    /// is the event's position), removed once the key has none. Workers find work by reading
+    /// these marks, one short range for all their partitions.
+    pub fn ready_key(event_type: &str, group: &str, partition: u32, partition_key: &str) -> Vec<u8> {
+        let mut key = partition_prefix(event_type, group, "ready", partition);
+        codec::put_str(&mut key, partition_key, Direction::Asc);
+        key
+    }
+
+    /// The ready marks of partitions `[start, end)`.
+    pub fn ready_range(event_type: &str, group: &str, start: u32, end: u32) -> KeyRange {
+        KeyRange::new(
+            partition_prefix(event_type, group, "ready", start),
+            partition_prefix(event_type, group, "ready", end),
+        )
+    }
+
+    /// The partition and partition key of a ready mark, given the length of its
+    /// [`group_prefix`].
+    pub fn ready_key_parts(key: &[u8], group_prefix_len: usize) -> Option<(u32, String)> {
+        let rest = key.get(group_prefix_len..)?;
+        let (partition, used) = codec::take_value(rest, Direction::Asc).ok()?;
+        let (partition_key, _) = codec::take_value(rest.get(used..)?, Direction::Asc).ok()?;
+        match (partition, partition_key) {
+            (codec::KeyValue::UInt(p), codec::KeyValue::Str(partition_key)) => {
+                Some((u32::try_from(p).ok()?, partition_key))
             }
             _ => None,
         }
@@ -385,47 +422,42 @@ pub mod queue {
         use super::*;
 
         #[test]
-        fn due_range_holds_exactly_the_due_positions() {
-            let range = pending_due_range("user", "default", 7, 100);
-            assert!(range.contains(&pending_key("user", "default", 7, 100, "z")));
-            assert!(range.contains(&pending_key("user", "default", 7, 0, "")));
-            assert!(!range.contains(&pending_key("user", "default", 7, 101, "")));
-            assert!(!range.contains(&pending_key("user", "default", 8, 1, "")));
+        fn a_keys_pending_events_are_one_range_in_position_order() {
+            let all = pending_key_range("user", "default", 7, "k", 0);
+            assert!(all.contains(&pending_key("user", "default", 7, "k", 0, "")));
+            assert!(all.contains(&pending_key("user", "default", 7, "k", u64::MAX, "z")));
+            assert!(!all.contains(&pending_key("user", "default", 7, "k2", 1, "")));
+            assert!(!all.contains(&pending_key("user", "default", 8, "k", 1, "")));
+            let from = pending_key_range("user", "default", 7, "k", 50);
+            assert!(from.contains(&pending_key("user", "default", 7, "k", 50, "")));
+            assert!(!from.contains(&pending_key("user", "default", 7, "k", 49, "z")));
             assert!(
-                pending_due_range("user", "default", 7, u64::MAX).contains(&pending_key(
-                    "user",
-                    "default",
-                    7,
-                    u64::MAX,
-                    "a"
-                ))
+                pending_key("user", "default", 7, "k", 9, "z")
+                    < pending_key("user", "default", 7, "k", 10, "a")
             );
-        }
-
-        #[test]
-        fn due_range_from_a_floor_starts_at_the_floor() {
-            let range = pending_due_range_from("user", "default", 7, 50, 100);
-            assert!(range.contains(&pending_key("user", "default", 7, 50, "")));
-            assert!(range.contains(&pending_key("user", "default", 7, 100, "z")));
-            assert!(!range.contains(&pending_key("user", "default", 7, 49, "z")));
-            assert!(!range.contains(&pending_key("user", "default", 7, 101, "")));
-            let above = pending_due_range_from("user", "default", 7, 200, 100);
-            assert!(above.contains(&pending_key("user", "default", 7, 100, "a")));
-            assert!(!above.is_empty());
         }
 
         #[test]
         fn partition_is_read_back_from_keys() {
             let prefix_len = group_prefix("user", "g", "pending").len();
-            let key = pending_key("user", "g", 1023, 5, "e");
+            let key = pending_key("user", "g", 1023, "k", 5, "e");
             assert_eq!(partition_in_key(&key, prefix_len), Some(1023));
-            assert_eq!(pending_key_position(&key, prefix_len), Some((1023, 5)));
+            assert_eq!(
+                pending_key_parts(&key, prefix_len),
+                Some((1023, "k".to_string(), 5))
+            );
+            let ready_len = group_prefix("user", "g", "ready").len();
+            let mark = ready_key("user", "g", 12, "k");
+            assert_eq!(ready_key_parts(&mark, ready_len), Some((12, "k".to_string())));
+            assert!(ready_range("user", "g", 12, 13).contains(&mark));
+            assert!(!ready_range("user", "g", 13, 1024).contains(&mark));
         }
 
         #[test]
         fn groups_and_sections_never_overlap() {
             let a = KeyRange::prefix(&group_prefix("user", "a", "pending"));
-            assert!(!a.contains(&pending_key("user", "ab", 0, 0, "")));
+            assert!(!a.contains(&pending_key("user", "ab", 0, "k", 0, "")));
+            assert!(!a.contains(&ready_key("user", "a", 0, "k")));
             assert!(!a.contains(&retry_key("user", "a", 0, "k", 0, "")));
             assert!(!KeyRange::prefix(&groups_key("user")).contains(&keyseq_key("user", "k")));
         }

@@ -4,14 +4,15 @@
 //! The handle is cloneable because the seed's API moves `tx` into an `async move` block while the
 //! runner still has to commit it afterwards; both hold the same transaction.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 
 use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
 use crate::error::{Result, TitoError};
+use crate::event::Published;
 
 /// The largest key tito writes; TiKV's default limit is 8 KiB.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
@@ -29,6 +30,10 @@ struct Shared<B: Backend> {
     /// Set when the backend reported a retryable conflict during the transaction, so that the
     /// retrying runner can retry even when the closure mapped the error to its own type.
     saw_conflict: AtomicBool,
+    /// Where workers learn that events were committed.
+    published: Arc<Published>,
+    /// The event types this transaction published, announced once it commits.
+    event_types: std::sync::Mutex<Vec<String>>,
 }
 
 impl<B: Backend> Clone for TitoTransaction<B> {
@@ -48,13 +53,23 @@ impl<B: Backend> std::fmt::Debug for TitoTransaction<B> {
 }
 
 impl<B: Backend> TitoTransaction<B> {
-    pub(crate) fn new(tx: B::Tx, kind: TxKind) -> Self {
+    pub(crate) fn new(tx: B::Tx, kind: TxKind, published: Arc<Published>) -> Self {
         TitoTransaction {
             shared: Arc::new(Shared {
                 kind,
                 state: Mutex::new(Some(tx)),
                 saw_conflict: AtomicBool::new(false),
+                published,
+                event_types: std::sync::Mutex::default(),
             }),
+        }
+    }
+
+    /// Records that this transaction wrote events of `event_type`, to announce on commit.
+    pub(crate) fn published(&self, event_type: &str) {
+        let mut types = (self.shared.event_types.lock()).unwrap_or_else(PoisonError::into_inner);
+        if !types.iter().any(|t| t == event_type) {
+            types.push(event_type.to_string());
         }
     }
 
@@ -133,6 +148,21 @@ impl<B: Backend> TitoTransaction<B> {
         self.note(result)
     }
 
+    /// Up to `limit` pairs of each of `ranges`, ascending: one round trip where the backend reads
+    /// ranges concurrently (TiKV snapshots do).
+    pub async fn scan_many(&self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        if limit == 0 || ranges.iter().all(KeyRange::is_empty) {
+            return Ok(vec![Vec::new(); ranges.len()]);
+        }
+        for range in ranges {
+            check_range(range)?;
+        }
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.scan_many(ranges, limit).await;
+        self.note(result)
+    }
+
     /// Up to `limit` pairs of `range`, descending.
     pub async fn scan_reverse(&self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         if limit == 0 || range.is_empty() {
@@ -150,6 +180,12 @@ impl<B: Backend> TitoTransaction<B> {
     pub async fn commit(&self) -> Result<()> {
         let tx = self.take().await?;
         let result = tx.commit().await;
+        if result.is_ok() {
+            let types = (self.shared.event_types.lock()).unwrap_or_else(PoisonError::into_inner);
+            for event_type in types.iter() {
+                self.shared.published.announce(event_type);
+            }
+        }
         self.note(result)
     }
 

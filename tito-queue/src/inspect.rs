@@ -53,8 +53,8 @@ impl<B: Backend> TitoQueue<B> {
         let mut lag: BTreeMap<u32, PartitionLag> = BTreeMap::new();
         let pending = keys::group_prefix(event_type, group, "pending");
         for_each(&tx, KeyRange::prefix(&pending), |key, _| {
-            let (partition, position) =
-                keys::pending_key_position(key, pending.len()).ok_or_else(|| bad_key(key))?;
+            let (partition, _, position) =
+                keys::pending_key_parts(key, pending.len()).ok_or_else(|| bad_key(key))?;
             let entry = lag.entry(partition).or_insert(PartitionLag {
                 partition,
                 ..PartitionLag::default()

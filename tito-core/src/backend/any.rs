@@ -143,6 +143,10 @@ impl BackendTx for AnyTx {
         dispatch!(AnyTx, self, tx => tx.scan(range, limit).await)
     }
 
+    async fn scan_many(&mut self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        dispatch!(AnyTx, self, tx => tx.scan_many(ranges, limit).await)
+    }
+
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         dispatch!(AnyTx, self, tx => tx.scan_reverse(range, limit).await)
     }

@@ -141,6 +141,11 @@ impl<T: BackendTx> BackendTx for CountingTx<T> {
         self.inner.scan(range, limit).await
     }
 
+    async fn scan_many(&mut self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        bump(&self.counters.scan);
+        self.inner.scan_many(ranges, limit).await
+    }
+
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         bump(&self.counters.scan);
         self.inner.scan_reverse(range, limit).await

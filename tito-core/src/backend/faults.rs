@@ -376,6 +376,11 @@ impl<T: BackendTx> BackendTx for FaultyTx<T> {
         self.inner.scan(range, limit).await
     }
 
+    async fn scan_many(&mut self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        self.shared.check(CallKind::Scan).await?;
+        self.inner.scan_many(ranges, limit).await
+    }
+
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         self.shared.check(CallKind::Scan).await?;
         self.inner.scan_reverse(range, limit).await

@@ -100,6 +100,12 @@ impl<T: BackendTx> BackendTx for LatencyTx<T> {
         self.inner.scan(range, limit).await
     }
 
+    async fn scan_many(&mut self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        // The ranges are read concurrently (TiKV snapshots do): one round trip.
+        round_trip(self.rtt).await;
+        self.inner.scan_many(ranges, limit).await
+    }
+
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         round_trip(self.rtt).await;
         self.inner.scan_reverse(range, limit).await

@@ -146,6 +146,26 @@ pub trait BackendTx: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<KvPair>>> + Send;
 
+    /// Up to `limit` pairs of each of `ranges`, ascending, in the order of `ranges`: one round
+    /// trip where the engine can read the ranges concurrently.
+    fn scan_many(
+        &mut self,
+        ranges: &[KeyRange],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<KvPair>>>> + Send {
+        async move {
+            let mut all = Vec::with_capacity(ranges.len());
+            for range in ranges {
+                all.push(if range.is_empty() {
+                    Vec::new()
+                } else {
+                    self.scan(range.clone(), limit).await?
+                });
+            }
+            Ok(all)
+        }
+    }
+
     /// Up to `limit` pairs of `range` in descending key order.
     fn scan_reverse(
         &mut self,

@@ -49,10 +49,9 @@ pub(crate) struct Settings {
     pub retention: Option<Duration>,
     pub batch_size: usize,
     pub poll_interval: Duration,
+    pub idle_poll_interval: Duration,
     pub shutdown_timeout: Duration,
     pub handler_timeout: Option<Duration>,
-    pub late_window: Duration,
-    pub deep_sweep_interval: Duration,
 }
 
 impl Settings {
@@ -82,9 +81,8 @@ pub struct Worker<B: Backend = Embedded> {
 
 impl<B: Backend> Worker<B> {
     /// A worker for `event_type` in the default group, on all partitions, with defaults: lease
-    /// TTL 10 s, concurrency 4, batches of 256, polling every 50 ms, shutdown timeout 30 s,
-    /// [`DEFAULT_HANDLER_RETRY`], handled events deleted at once, late window 1 s, deep sweeps
-    /// every 5 s.
+    /// TTL 10 s, concurrency 4, batches of 256, polling every 50 ms backing off to 500 ms while
+    /// idle, shutdown timeout 30 s, [`DEFAULT_HANDLER_RETRY`], handled events deleted at once.
     pub fn new(queue: Arc<TitoQueue<B>>, event_type: impl Into<String>) -> Self {
         Worker {
             queue,
@@ -104,10 +102,9 @@ impl<B: Backend> Worker<B> {
                 retention: None,
                 batch_size: 256,
                 poll_interval: Duration::from_millis(50),
+                idle_poll_interval: Duration::from_millis(500),
                 shutdown_timeout: Duration::from_secs(30),
                 handler_timeout: None,
-                late_window: Duration::from_secs(1),
-                deep_sweep_interval: Duration::from_secs(5),
             },
             leader: None,
             shutdown: None,
@@ -183,9 +180,19 @@ impl<B: Backend> Worker<B> {
         self
     }
 
-    /// How long an idle worker waits before looking for new events (at least 1 ms).
+    /// How soon a worker looks for new events again after finding some (at least 1 ms). While
+    /// it finds none, the wait doubles up to the [idle poll interval](Self::idle_poll_interval).
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.settings.poll_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The longest an idle worker waits between looks for new events (at least the poll
+    /// interval). Events committed through the same engine wake it at once; this bounds the
+    /// wait for events committed by other processes. Each look costs two round trips (a
+    /// snapshot and one read), whatever the number of partitions.
+    pub fn idle_poll_interval(mut self, every: Duration) -> Self {
+        self.settings.idle_poll_interval = every.max(Duration::from_millis(1));
         self
     }
 
@@ -199,23 +206,6 @@ impl<B: Backend> Worker<B> {
     /// hung handler cannot hold its partition forever. No limit by default.
     pub fn handler_timeout(mut self, limit: Duration) -> Self {
         self.settings.handler_timeout = Some(limit);
-        self
-    }
-
-    /// How far behind the events it already handled a partition is still read on every sweep:
-    /// an event whose transaction commits more than this after its position (publish time)
-    /// is found by the next deep sweep instead. Longer costs more per sweep (the deleted keys
-    /// of the window are stepped over); shorter sends more late events to the deep sweep.
-    pub fn late_window(mut self, window: Duration) -> Self {
-        self.settings.late_window = window;
-        self
-    }
-
-    /// How often every held partition is read from its first pending key, to find events that
-    /// committed later than the [late window](Self::late_window) (at least 1 ms). Such events
-    /// wait up to this long; each deep sweep steps over every deleted key not yet compacted.
-    pub fn deep_sweep_interval(mut self, every: Duration) -> Self {
-        self.settings.deep_sweep_interval = every.max(Duration::from_millis(1));
         self
     }
 

@@ -15,23 +15,21 @@
 
 use std::sync::Arc;
 
-use tito_core::backend::{KeyRange, KvPair};
+use tito_core::backend::KeyRange;
 use tito_core::event::{decode_event, encode_event};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError, TitoEvent};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, debug, debug_span, error, warn};
 
-use super::ack::{AckBatch, AckError, acknowledge};
+use super::ack::{ACK_ATTEMPTS, AckBatch, AckError, acknowledge};
 use super::lease::now_micros;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
-use super::state::Parked;
+use super::state::{KeyProgress, Parked};
+use super::sweep::{KeyWork, Work};
 use crate::handler::{Handler, run_guarded};
 use crate::stored::{DeadLetter, RetryEntry};
-
-/// Acknowledgements retried on a conflict before the batch is given up (and redelivered).
-const ACK_ATTEMPTS: u32 = 5;
 
 /// Why a batch stopped early.
 enum Stop {
@@ -72,13 +70,15 @@ impl<B: Backend> Drop for BusyGuard<B> {
     }
 }
 
-/// Handles a partition's due retries and its `rows` of pending events, then acknowledges.
+/// Handles a partition's due retries and the due events of its keys, then acknowledges. A
+/// permit of `permits` bounds handling only: it is given back before the acknowledgement, which
+/// other partitions' batches share.
 pub(crate) async fn process<B: Backend>(
     rt: Arc<Runtime<B>>,
     partition: u32,
     token: u64,
-    rows: Vec<KvPair>,
-    _permit: OwnedSemaphorePermit,
+    work: Work,
+    permits: Arc<Semaphore>,
 ) {
     let mut busy = BusyGuard {
         rt: rt.clone(),
@@ -90,7 +90,7 @@ pub(crate) async fn process<B: Backend>(
         event_type = %rt.settings.event_type,
         group = %rt.settings.group,
         partition,
-        pending = rows.len()
+        keys = work.keys.len()
     );
     let mut run = PartitionRun {
         rt: rt.clone(),
@@ -98,17 +98,23 @@ pub(crate) async fn process<B: Backend>(
         token,
         parked: Parked::new(),
         batch: AckBatch::default(),
-        read_up_to: None,
+        taken: Vec::new(),
     };
-    let outcome = run.execute(rows).instrument(span).await;
+    let outcome = match permits.acquire_owned().await {
+        Ok(permit) => run.execute(work, permit).instrument(span).await,
+        Err(_) => Ok(()),
+    };
     busy.finished = true;
     let mut state = rt.state.lock();
     match outcome {
         Ok(()) if state.holds(partition, token) => {
             state.parked.insert(partition, run.parked);
-            if let Some(position) = run.read_up_to {
-                let window = super::lease::micros(rt.settings.late_window);
-                state.raise_floor(partition, position.saturating_sub(window));
+            for (partition_key, after) in &run.taken {
+                let progress = KeyProgress {
+                    after: *after,
+                    not_before: 0,
+                };
+                state.learned(partition, partition_key, Some(progress));
             }
         }
         Ok(()) => {}
@@ -137,19 +143,33 @@ struct PartitionRun<B: Backend> {
     parked: Parked,
     /// Writes not acknowledged yet.
     batch: AckBatch,
-    /// Position of the last pending event taken off the partition (handled, parked or
-    /// dead-lettered): every pending event before it in the sweep's read was taken too.
-    read_up_to: Option<u64>,
+    /// Per partition key, the position of its last pending event taken off (handled, parked
+    /// or dead-lettered).
+    taken: Vec<(String, u64)>,
 }
 
 impl<B: Backend> PartitionRun<B> {
-    async fn execute(&mut self, rows: Vec<KvPair>) -> Result<(), Stop> {
+    async fn execute(&mut self, work: Work, permit: OwnedSemaphorePermit) -> Result<(), Stop> {
         self.load_parked().await?;
         self.handle_due_retries().await?;
-        self.handle_pending(rows).await?;
+        for key in work.keys {
+            if !self.handle_key(key).await? {
+                break;
+            }
+        }
+        drop(permit);
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            self.acknowledge_with_retry(&batch).await?;
+            match self
+                .rt
+                .acks
+                .submit(&self.rt, self.partition, self.token, batch)
+                .await
+            {
+                Ok(expires_at) => self.renewed(expires_at),
+                Err(AckError::LeaseLost) => return Err(Stop::LeaseLost),
+                Err(AckError::Store(e)) => return Err(Stop::Failed(e)),
+            }
         }
         Ok(())
     }
@@ -209,18 +229,18 @@ impl<B: Backend> PartitionRun<B> {
         Ok(())
     }
 
-    async fn handle_pending(&mut self, rows: Vec<KvPair>) -> Result<(), Stop> {
+    /// Handles the due events of one partition key in order. Returns `false` when strict mode
+    /// stops the partition (a key is parked), leaving the rest pending.
+    async fn handle_key(&mut self, work: KeyWork) -> Result<bool, Stop> {
         let s = &self.rt.settings;
-        let (strict, prefix_len) = (
-            s.strict,
-            keys::group_prefix(&s.event_type, &s.group, "pending").len(),
-        );
-        for (key, value) in rows {
+        let prefix_len = keys::group_prefix(&s.event_type, &s.group, "pending").len();
+        let strict = s.strict;
+        for (key, value) in work.rows {
             if strict && !self.parked.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
-            if let Some((_, position)) = keys::pending_key_position(&key, prefix_len) {
-                self.read_up_to = Some(position);
+            if let Some((_, _, position)) = keys::pending_key_parts(&key, prefix_len) {
+                self.took(&work.partition_key, position);
             }
             let event = match decode_event(&key, &value) {
                 Ok(event) => event,
@@ -245,7 +265,20 @@ impl<B: Backend> PartitionRun<B> {
                 self.failed(event, key, 1, error)?;
             }
         }
-        Ok(())
+        if let Some(position) = work.retire {
+            let s = &self.rt.settings;
+            let mark = keys::ready_key(&s.event_type, &s.group, self.partition, &work.partition_key);
+            self.batch.retire(mark, position);
+        }
+        Ok(true)
+    }
+
+    /// Records that the event of `partition_key` at `position` was taken off.
+    fn took(&mut self, partition_key: &str, position: u64) {
+        match self.taken.last_mut() {
+            Some((key, after)) if key == partition_key => *after = position,
+            _ => self.taken.push((partition_key.to_string(), position)),
+        }
     }
 
     /// Moves an undecodable entry to the group's corrupt section, bytes intact, so it cannot
@@ -391,25 +424,6 @@ impl<B: Backend> PartitionRun<B> {
         }
         self.batch.handled(event);
         Ok(())
-    }
-
-    async fn acknowledge_with_retry(&mut self, batch: &AckBatch) -> Result<(), Stop> {
-        let mut attempt = 1;
-        loop {
-            let tx = self.rt.engine.begin().await?;
-            match acknowledge(&self.rt, self.partition, self.token, &tx, batch).await {
-                Ok(expires_at) => {
-                    self.renewed(expires_at);
-                    return Ok(());
-                }
-                Err(AckError::LeaseLost) => return Err(Stop::LeaseLost),
-                Err(AckError::Store(e)) if e.is_retryable() && attempt < ACK_ATTEMPTS => {
-                    tokio::time::sleep(tito_core::RetryPolicy::default().delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(AckError::Store(e)) => return Err(Stop::Failed(e)),
-            }
-        }
     }
 
     fn renewed(&self, expires_at: u64) {

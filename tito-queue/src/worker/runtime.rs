@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tracing::{info, warn};
 
+use super::ack::Acks;
 use super::state::SharedState;
 use super::stats::Counters;
 use super::{Settings, lease, sweep};
@@ -25,6 +26,7 @@ pub(crate) struct Runtime<B: Backend> {
     pub handler: Handler<B>,
     pub state: SharedState,
     pub counters: Arc<Counters>,
+    pub acks: Acks,
 }
 
 async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
@@ -34,6 +36,13 @@ async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
             let _ = receiver.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+async fn committed(published: &mut watch::Receiver<u64>) {
+    // The engine keeps its senders: an error cannot happen, and would mean "never".
+    if published.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -57,6 +66,7 @@ impl<B: Backend> Runtime<B> {
             handler,
             state: SharedState::default(),
             counters,
+            acks: Acks::default(),
         })
     }
 
@@ -78,8 +88,9 @@ impl<B: Backend> Runtime<B> {
         let mut tasks = JoinSet::new();
         let mut heartbeat = interval(s.heartbeat());
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut published = self.engine.published(&s.event_type);
         let mut next_sweep = Instant::now();
-        let mut next_deep_sweep = Instant::now() + s.deep_sweep_interval;
+        let mut idle_wait = s.poll_interval;
         let mut cursor = s.partitions.start;
         loop {
             let active = leader
@@ -97,17 +108,28 @@ impl<B: Backend> Runtime<B> {
                     report(done);
                     next_sweep = Instant::now();
                 }
+                () = committed(&mut published) => {
+                    next_sweep = Instant::now();
+                    idle_wait = s.poll_interval;
+                }
                 () = sleep_until(next_sweep) => {
-                    if Instant::now() >= next_deep_sweep {
-                        self.state.lock().owe_deep_sweep();
-                        next_deep_sweep = Instant::now() + s.deep_sweep_interval;
-                    }
-                    if active
-                        && let Err(e) = sweep::sweep(&self, &permits, &mut tasks, &mut cursor).await
-                    {
-                        warn!(error = %e, "queue sweep failed");
-                    }
-                    next_sweep = Instant::now() + s.poll_interval;
+                    let found = if active {
+                        sweep::sweep(&self, &permits, &mut tasks, &mut cursor)
+                            .await
+                            .unwrap_or_else(|e| {
+                                warn!(error = %e, "queue sweep failed");
+                                false
+                            })
+                    } else {
+                        false
+                    };
+                    // Polling backs off while there is nothing to do; a local commit wakes it.
+                    idle_wait = if found {
+                        s.poll_interval
+                    } else {
+                        (idle_wait * 2).clamp(s.poll_interval, s.idle_poll_interval)
+                    };
+                    next_sweep = Instant::now() + idle_wait;
                 }
             }
         }

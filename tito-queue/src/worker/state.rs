@@ -19,6 +19,22 @@ pub(crate) struct Held {
 /// The parked keys of a partition: partition key -> when its head event is next due.
 pub(crate) type Parked = BTreeMap<String, u64>;
 
+/// What the worker learned about one partition key with pending events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct KeyProgress {
+    /// Position of the key's last event taken off (handled, parked or dead-lettered) and
+    /// acknowledged: its pending events are read from just after it, stepping over no handled
+    /// event of the key.
+    pub after: u64,
+    /// Position of the key's first pending event when it was not due yet; the key is not read
+    /// again before then (its later events cannot be due before it).
+    pub not_before: u64,
+}
+
+/// Most partition keys remembered per partition; past it the partition's are forgotten (they
+/// are read from their first pending event again).
+const KEYS_PER_PARTITION: usize = 4_096;
+
 /// The worker's view of its partitions.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -28,11 +44,8 @@ pub(crate) struct State {
     pub busy: HashSet<u32>,
     /// Parked keys per held partition; absent means "read the retry area first".
     pub parked: HashMap<u32, Parked>,
-    /// Per held partition, the position normal sweeps read from: every pending event below it
-    /// either was handled or committed later than the late window (see `sweep`).
-    pub floors: HashMap<u32, u64>,
-    /// Held partitions owed a read from their first pending key (a deep sweep).
-    pub deep: HashSet<u32>,
+    /// Per held partition, what is known of its keys with pending events.
+    pub keys: HashMap<u32, HashMap<String, KeyProgress>>,
 }
 
 impl State {
@@ -49,12 +62,11 @@ impl State {
     }
 
     /// Records the acquisition of `partition`: nothing about it is known yet, so its parked
-    /// keys are read again and it is owed a deep sweep.
+    /// keys and key progress are read again.
     pub fn acquired(&mut self, partition: u32, held: Held) {
         self.held.insert(partition, held);
         self.parked.remove(&partition);
-        self.floors.remove(&partition);
-        self.deep.insert(partition);
+        self.keys.remove(&partition);
     }
 
     /// Forgets `partition` if it is still held with `token` (the lease was lost).
@@ -62,22 +74,36 @@ impl State {
         if self.holds(partition, token) {
             self.held.remove(&partition);
             self.parked.remove(&partition);
-            self.floors.remove(&partition);
-            self.deep.remove(&partition);
+            self.keys.remove(&partition);
         }
     }
 
-    /// Raises the floor of the held `partition` to `floor` (floors never go down).
-    pub fn raise_floor(&mut self, partition: u32, floor: u64) {
-        if self.held.contains_key(&partition) {
-            let current = self.floors.entry(partition).or_insert(floor);
-            *current = (*current).max(floor);
-        }
+    /// What is known of `partition_key` in `partition`.
+    pub fn progress(&self, partition: u32, partition_key: &str) -> KeyProgress {
+        (self.keys.get(&partition))
+            .and_then(|keys| keys.get(partition_key))
+            .copied()
+            .unwrap_or_default()
     }
 
-    /// Owes every held partition a deep sweep, to find events that committed below its floor.
-    pub fn owe_deep_sweep(&mut self) {
-        self.deep = self.held.keys().copied().collect();
+    /// Records what was learned of `partition_key` in the held `partition`; `None` forgets it
+    /// (its ready mark is gone).
+    pub fn learned(&mut self, partition: u32, partition_key: &str, progress: Option<KeyProgress>) {
+        if !self.held.contains_key(&partition) {
+            return;
+        }
+        let keys = self.keys.entry(partition).or_default();
+        match progress {
+            Some(progress) => {
+                if keys.len() >= KEYS_PER_PARTITION && !keys.contains_key(partition_key) {
+                    keys.clear();
+                }
+                keys.insert(partition_key.to_string(), progress);
+            }
+            None => {
+                keys.remove(partition_key);
+            }
+        }
     }
 }
 
@@ -98,26 +124,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn floors_only_rise_and_a_new_lease_owes_a_deep_sweep() {
+    fn key_progress_is_kept_only_for_held_partitions() {
         let mut state = State::default();
         let held = Held {
             token: 1,
             expires_at: 0,
         };
-        state.raise_floor(3, 50);
-        assert!(state.floors.is_empty(), "no floor for a partition not held");
+        let progress = KeyProgress {
+            after: 50,
+            not_before: 0,
+        };
+        state.learned(3, "k", Some(progress));
+        assert_eq!(state.progress(3, "k"), KeyProgress::default(), "not held");
         state.acquired(3, held);
-        assert!(state.deep.contains(&3));
-        state.raise_floor(3, 50);
-        state.raise_floor(3, 40);
-        assert_eq!(state.floors.get(&3), Some(&50));
-        state.deep.clear();
-        state.owe_deep_sweep();
-        assert!(state.deep.contains(&3));
+        state.learned(3, "k", Some(progress));
+        assert_eq!(state.progress(3, "k"), progress);
+        state.learned(3, "k", None);
+        assert_eq!(state.progress(3, "k"), KeyProgress::default());
+        state.learned(3, "k", Some(progress));
         state.acquired(3, Held { token: 2, ..held });
-        assert!(state.floors.is_empty(), "a new lease forgets the floor");
-        state.raise_floor(3, 60);
+        assert_eq!(state.progress(3, "k"), KeyProgress::default(), "a new lease forgets");
+        state.learned(3, "k", Some(progress));
         state.forget(3, 2);
-        assert!(state.floors.is_empty() && state.deep.is_empty());
+        assert!(state.keys.is_empty());
     }
 }

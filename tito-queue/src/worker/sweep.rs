@@ -1,154 +1,243 @@
-//! The sweep: finds due events of the partitions this worker holds and hands each partition's
-//! batch to a task.
+//! The sweep: finds the due events of the partitions this worker holds and hands each
+//! partition's work to a task.
 //!
-//! Pending events are read in a read-only snapshot (a range read in a read-write transaction
-//! would conflict with every publish to the partition). The set of idle partitions is fixed
-//! *before* the snapshot begins: a partition becomes idle only after its last acknowledgement
-//! committed, so the snapshot never shows events already acknowledged.
+//! Work is found through ready marks, not by visiting partitions. Every published event also
+//! writes its partition key's mark (`keys::ready_key`, holding the key's latest position), in
+//! the same transaction; a worker removes a mark only in an acknowledgement that finds it still
+//! holding the position of the key's last event it took off (see `ack`). So a key with pending
+//! events always has a mark, and one read of the marks of all held partitions, usually a short
+//! range, tells where the work is: an idle worker pays the same two round trips (a snapshot and
+//! that read) whatever the number of partitions.
 //!
-//! There is no high-water mark: an event that commits late, behind events already handled, is
-//! still delivered. But a handled event leaves a deleted key that a read from the start of its
-//! partition steps over until compaction (~200 ns each on the embedded backend), so a normal
-//! sweep *looks for work* in each idle partition only from its *floor*, in a range bounded to
-//! that partition. A partition with due events is then read from its first key, so its batch
-//! starts at its first pending event whatever the floor: an event that committed late below the
-//! floor is handled before the later events of its key (per-key order), and only that busy
-//! partition's own deleted keys are stepped over. The floor:
-//! - after a batch whose last event taken off was at position X, the floor rises to X minus the
-//!   late window; after a read that found nothing due at sweep time T, to T minus the late
-//!   window. Every pending event committed before that read and below X (or T) was in it, so an
-//!   event that later shows up below the floor was committed more than the late window after
-//!   its position (a slow transaction, a publisher clock behind by more than the window, or a
-//!   `run_at` in the past).
-//! - such an event is taken with the next batch of its partition, and, if nothing else arrives
-//!   there, found by a *deep sweep*, which reads each held partition once from its first key: every `deep_sweep_interval` and after a lease is acquired. A partition stays
-//!   owed its deep read until one found nothing due or was dispatched (its batch starts at the
-//!   partition's first key), so no event is skipped; a late event waits at most that interval.
+//! Pending events are stored per partition key, in position order, and each partition key's
+//! events are read from just after the last one the worker took off (`KeyProgress`): a sweep
+//! steps over no handled event, and an event that commits late, behind events of other keys
+//! already handled, is found through its mark like any other. All keys are read in one
+//! multi-range read, so a busy sweep also costs a fixed number of round trips.
 //!
-//! Every idle partition is read each sweep (a bounded read costs a few microseconds: 1-5 ms for
-//! 1024 partitions on the embedded backend, whatever the number of handled events), so a new
-//! event in a quiet partition waits only for the next sweep; a sweep ends early once all
-//! permits are taken. Reading only recently active partitions between poll intervals was
-//! measured too: it made handling latency worse (quiet partitions waited for the poll). On a
-//! networked backend (TiKV) each of these reads is a round trip, so an idle worker holding many
-//! partitions costs that many requests per poll interval: raise the interval there.
+//! Everything is read in a read-only snapshot (a range read in a read-write transaction would
+//! conflict with every publish), and only for partitions without a running task: a partition's
+//! task ends after its acknowledgement committed, so the snapshot never shows events already
+//! acknowledged.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use tito_core::backend::{KeyRange, KvPair};
+use tito_core::event::decode_ready;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::warn;
 
-use super::lease::{micros, now_micros};
+use super::lease::now_micros;
 use super::partition;
 use super::runtime::Runtime;
+use super::state::KeyProgress;
 
-/// What a sweep reads of one idle partition.
-struct Idle {
-    partition: u32,
-    /// Where its read starts: `None` is the partition's first key (a deep read).
-    floor: Option<u64>,
-    retry_due: bool,
+/// Most ready marks read per sweep.
+const MARKS: usize = 4_096;
+
+/// Due events and ready marks a sweep found in one partition.
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub keys: Vec<KeyWork>,
 }
 
-/// Reads due events and dispatches partitions until they run out or all permits are taken.
-/// Partitions are visited round-robin from `cursor` so that busy low partitions cannot starve
-/// high ones. A partition whose read fails is skipped, and the first such error is returned
-/// once the others have been read.
+/// The due events of one partition key.
+#[derive(Debug)]
+pub(crate) struct KeyWork {
+    pub partition_key: String,
+    /// Its due pending events, in position order.
+    pub rows: Vec<KvPair>,
+    /// The position its ready mark held, if the read saw every pending event of the key up to
+    /// it: the mark can go once `rows` are taken off.
+    pub retire: Option<u64>,
+}
+
+/// A partition key to read.
+struct Read {
+    partition: u32,
+    partition_key: String,
+    mark: u64,
+    progress: KeyProgress,
+}
+
+/// Reads due events and starts a task for each partition with work; the tasks take turns at
+/// handling through `permits`. Marks are read from `cursor` on, wrapping around, so that when
+/// there are more than a sweep reads, busy low partitions cannot starve high ones. Returns
+/// whether any work was found.
 pub(crate) async fn sweep<B: Backend>(
     rt: &Arc<Runtime<B>>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     cursor: &mut u32,
-) -> Result<(), TitoError> {
+) -> Result<bool, TitoError> {
     let s = &rt.settings;
+    let (start, end) = (s.partitions.start, s.partitions.end);
+    if start >= end {
+        return Ok(false);
+    }
     let now = now_micros();
-    let mut idle: Vec<Idle> = {
+    let from = (*cursor).clamp(start, end);
+    // Fixed before the snapshot begins: a partition idle now acknowledged everything before it,
+    // under the lease it still holds with the same token.
+    let idle: HashMap<u32, u64> = {
         let state = rt.state.lock();
-        // A lease past its expiry stays usable until another worker takes it: the fencing
-        // check of the acknowledgement decides, and a slow heartbeat does not stall the worker.
-        (state.held.keys())
-            .filter(|p| !state.busy.contains(p))
-            .map(|&p| Idle {
-                partition: p,
-                floor: if state.deep.contains(&p) {
-                    None
-                } else {
-                    state.floors.get(&p).copied()
-                },
-                retry_due: (state.parked.get(&p))
-                    .is_none_or(|parked| parked.values().any(|&due| due <= now)),
-            })
+        (state.held.iter())
+            .filter(|(p, _)| !state.busy.contains(p))
+            .map(|(&p, held)| (p, held.token))
             .collect()
     };
-    if idle.is_empty() || permits.available_permits() == 0 {
-        return Ok(());
+    if idle.is_empty() {
+        return Ok(false);
     }
-    idle.sort_unstable_by_key(|i| (i.partition < *cursor, i.partition));
-    let floor_if_empty = now.saturating_sub(micros(s.late_window));
     let snapshot = rt.engine.snapshot().await?;
-    let mut failed = None;
-    for Idle {
-        partition: p,
-        floor,
-        retry_due,
-    } in idle
+    let marks = snapshot
+        .scan_many(
+            &[
+                keys::ready_range(&s.event_type, &s.group, from, end),
+                keys::ready_range(&s.event_type, &s.group, start, from),
+            ],
+            MARKS,
+        )
+        .await?;
+    let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
+    let mut work: BTreeMap<u32, Work> = BTreeMap::new();
+    let mut reads = Vec::new();
     {
-        let range = match floor {
-            Some(floor) => keys::pending_due_range_from(&s.event_type, &s.group, p, floor, now),
-            None => keys::pending_due_range(&s.event_type, &s.group, p, now),
-        };
-        let mut rows = match snapshot.scan(range, s.batch_size).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                skip_failed(cursor, p, e, &mut failed);
+        let state = rt.state.lock();
+        // Still held with the same token, and taken by no task since (only the sweep starts
+        // tasks).
+        let idle = |p: &u32| idle.get(p).is_some_and(|&token| state.holds(*p, token));
+        for (key, value) in marks.into_iter().flatten().take(MARKS) {
+            let Some((partition, partition_key)) = keys::ready_key_parts(&key, mark_prefix) else {
+                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark");
+                continue;
+            };
+            if !idle(&partition) {
                 continue;
             }
-        };
-        if rows.is_empty() {
-            let mut state = rt.state.lock();
-            state.deep.remove(&p);
-            state.raise_floor(p, floor_if_empty);
-            if !retry_due {
-                continue;
-            }
-        }
-        if floor.is_some() {
-            // The batch starts at the partition's first pending event, not at the floor: an
-            // event that committed late below the floor goes before the later events of its key.
-            let from_first = keys::pending_due_range(&s.event_type, &s.group, p, now);
-            rows = match snapshot.scan(from_first, s.batch_size).await {
-                Ok(rows) => rows,
+            let mark = match decode_ready(&key, &value) {
+                Ok(mark) => mark,
                 Err(e) => {
-                    skip_failed(cursor, p, e, &mut failed);
+                    warn!(error = %e, "ignoring a corrupt ready mark");
                     continue;
                 }
             };
+            let progress = state.progress(partition, &partition_key);
+            if progress.not_before > now {
+                continue;
+            }
+            if mark <= progress.after {
+                // Everything up to the mark was taken off: only the mark is left to remove.
+                work.entry(partition).or_default().keys.push(KeyWork {
+                    partition_key,
+                    rows: Vec::new(),
+                    retire: Some(mark),
+                });
+                continue;
+            }
+            reads.push(Read {
+                partition,
+                partition_key,
+                mark,
+                progress,
+            });
         }
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            *cursor = p;
-            return Ok(());
-        };
-        let token = {
-            let mut state = rt.state.lock();
-            state.deep.remove(&p);
-            state.busy.insert(p);
-            state.held.get(&p).map(|h| h.token)
-        };
-        let Some(token) = token else {
-            rt.state.lock().busy.remove(&p);
-            continue;
-        };
-        *cursor = p + 1;
-        tasks.spawn(partition::process(rt.clone(), p, token, rows, permit));
+        for (&p, parked) in &state.parked {
+            if idle(&p) && parked.values().any(|&due| due <= now) {
+                work.entry(p).or_default();
+            }
+        }
     }
-    failed.map_or(Ok(()), Err)
+    let found = !work.is_empty() || !reads.is_empty();
+    read_keys(rt, &snapshot, reads, now, &mut work).await?;
+    dispatch(rt, permits, tasks, cursor, work, &idle);
+    Ok(found)
 }
 
-/// Moves the sweep past partition `p`, whose read failed, keeping the first error: one
-/// unreadable partition must not stop the partitions after it from being read.
-fn skip_failed(cursor: &mut u32, p: u32, error: TitoError, failed: &mut Option<TitoError>) {
-    *cursor = p + 1;
-    failed.get_or_insert(error);
+/// Reads the pending events of `reads` in one multi-range read and adds the due ones to `work`.
+async fn read_keys<B: Backend>(
+    rt: &Runtime<B>,
+    snapshot: &tito_core::TitoTransaction<B>,
+    reads: Vec<Read>,
+    now: u64,
+    work: &mut BTreeMap<u32, Work>,
+) -> Result<(), TitoError> {
+    if reads.is_empty() {
+        return Ok(());
+    }
+    let s = &rt.settings;
+    // A sweep reads a bounded number of events in all, shared among the keys it found.
+    let budget = s.batch_size.saturating_mul(16);
+    let limit = (budget / reads.len()).clamp(1, s.batch_size);
+    let ranges: Vec<KeyRange> = reads
+        .iter()
+        .map(|r| {
+            let from = if r.progress.after > 0 {
+                r.progress.after.saturating_add(1)
+            } else {
+                0
+            };
+            keys::pending_key_range(&s.event_type, &s.group, r.partition, &r.partition_key, from)
+        })
+        .collect();
+    let found = snapshot.scan_many(&ranges, limit).await?;
+    let prefix = keys::group_prefix(&s.event_type, &s.group, "pending").len();
+    for (read, rows) in reads.into_iter().zip(found) {
+        let complete = rows.len() < limit;
+        let position = |key: &[u8]| keys::pending_key_parts(key, prefix).map(|(_, _, at)| at);
+        let due = rows
+            .iter()
+            .take_while(|(key, _)| position(key).is_none_or(|at| at <= now))
+            .count();
+        if due == 0 && !rows.is_empty() {
+            // Not due yet; nor are the key's later events.
+            let not_before = rows.first().and_then(|(key, _)| position(key)).unwrap_or(0);
+            let progress = KeyProgress {
+                not_before,
+                ..read.progress
+            };
+            rt.state
+                .lock()
+                .learned(read.partition, &read.partition_key, Some(progress));
+            continue;
+        }
+        let retire = (complete && due == rows.len()).then_some(read.mark);
+        let mut rows = rows;
+        rows.truncate(due);
+        work.entry(read.partition).or_default().keys.push(KeyWork {
+            partition_key: read.partition_key,
+            rows,
+            retire,
+        });
+    }
+    Ok(())
+}
+
+/// Starts a task for each partition of `work`; the next sweep reads marks after the last one.
+fn dispatch<B: Backend>(
+    rt: &Arc<Runtime<B>>,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    cursor: &mut u32,
+    work: BTreeMap<u32, Work>,
+    idle: &HashMap<u32, u64>,
+) {
+    for (p, work) in work {
+        let Some(&token) = idle.get(&p) else {
+            continue;
+        };
+        {
+            let mut state = rt.state.lock();
+            if !state.holds(p, token) {
+                continue;
+            }
+            state.busy.insert(p);
+        }
+        *cursor = p + 1;
+        tasks.spawn(partition::process(rt.clone(), p, token, work, permits.clone()));
+    }
 }

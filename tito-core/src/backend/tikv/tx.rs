@@ -147,6 +147,60 @@ impl Reader<'_> {
     }
 }
 
+/// Where a paged read reads from.
+enum Source<'a> {
+    /// Fresh snapshots at a read-only transaction's timestamp.
+    Snapshot(Timestamp),
+    /// The read-write transaction.
+    Transaction(&'a mut Transaction),
+}
+
+impl Source<'_> {
+    fn reader(&mut self, shared: &Shared) -> Reader<'_> {
+        match self {
+            Source::Snapshot(ts) => Reader::Snapshot(Box::new(
+                shared
+                    .client
+                    .snapshot(ts.clone(), options_for(TxKind::ReadOnly)),
+            )),
+            Source::Transaction(tx) => Reader::Transaction(tx),
+        }
+    }
+}
+
+/// Up to `limit` pairs of `range`, asked for in pages bounded by rows and bytes.
+async fn read_pages(
+    shared: &Shared,
+    mut source: Source<'_>,
+    range: &KeyRange,
+    limit: usize,
+    reverse: bool,
+) -> Result<Vec<KvPair>> {
+    let Some(bounds) = shared.namespace.range(range) else {
+        return Ok(Vec::new());
+    };
+    let size = PageSize::new(shared.config.scan_page, shared.config.page_bytes);
+    let mut pager = Pager::new(bounds, limit, size, reverse);
+    let mut rows = Vec::new();
+    while let Some((bounds, asked)) = pager.next_request() {
+        match source.reader(shared).scan(bounds, asked, reverse).await {
+            Ok(page) => {
+                pager.record(&page, asked);
+                rows.extend(page);
+            }
+            Err(e) if classify(&e) == Class::ReplyTooLarge && pager.shrink() => {
+                debug!(asked, "scan reply too large; asking for fewer rows");
+            }
+            Err(e) => return Err(to_tito(&e, Op::Access)),
+        }
+    }
+    let namespace = &shared.namespace;
+    Ok(rows
+        .into_iter()
+        .map(|(key, value)| (namespace.strip(key), value))
+        .collect())
+}
+
 /// Whether the outcome of a lock request is known: it succeeded, or it was refused (a conflict,
 /// an existing key). A request that failed otherwise (timed out, lost) may hold its locks.
 fn answered<T>(outcome: &tikv_client::Result<T>) -> bool {
@@ -259,32 +313,38 @@ impl TiKVTx {
         reverse: bool,
     ) -> Result<Vec<KvPair>> {
         self.inner.reader(&self.shared)?;
-        let Some(bounds) = self.shared.namespace.range(&range) else {
-            return Ok(Vec::new());
-        };
         // The scan merges the transaction's own writes from tikv-client's buffer.
         self.send_writes().await?;
-        let size = PageSize::new(self.shared.config.scan_page, self.shared.config.page_bytes);
-        let mut pager = Pager::new(bounds, limit, size, reverse);
-        let mut rows = Vec::new();
-        while let Some((bounds, asked)) = pager.next_request() {
-            let mut reader = self.inner.reader(&self.shared)?;
-            match reader.scan(bounds, asked, reverse).await {
-                Ok(page) => {
-                    pager.record(&page, asked);
-                    rows.extend(page);
-                }
-                Err(e) if classify(&e) == Class::ReplyTooLarge && pager.shrink() => {
-                    debug!(asked, "scan reply too large; asking for fewer rows");
-                }
-                Err(e) => return Err(to_tito(&e, Op::Access)),
-            }
+        let shared = self.shared.clone();
+        let source = match &mut self.inner {
+            Inner::ReadOnly(Some(ts)) => Source::Snapshot(ts.clone()),
+            Inner::ReadWrite(Some(tx)) => Source::Transaction(tx),
+            Inner::ReadOnly(None) | Inner::ReadWrite(None) => return Err(finished()),
+        };
+        read_pages(&shared, source, &range, limit, reverse).await
+    }
+
+    /// Reads the ranges of a read-only transaction concurrently, each on snapshots of its own.
+    async fn scan_snapshot_ranges(
+        &self,
+        ts: &Timestamp,
+        ranges: &[KeyRange],
+        limit: usize,
+    ) -> Result<Vec<Vec<KvPair>>> {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, range) in ranges.iter().enumerate() {
+            let (shared, ts, range) = (self.shared.clone(), ts.clone(), range.clone());
+            reads.spawn(async move {
+                let rows = read_pages(&shared, Source::Snapshot(ts), &range, limit, false).await;
+                (i, rows)
+            });
         }
-        let namespace = &self.shared.namespace;
-        Ok(rows
-            .into_iter()
-            .map(|(key, value)| (namespace.strip(key), value))
-            .collect())
+        let mut all = vec![Vec::new(); ranges.len()];
+        while let Some(joined) = reads.join_next().await {
+            let (i, rows) = joined.map_err(|e| TitoError::Backend(format!("scan task: {e}")))?;
+            all[i] = rows?;
+        }
+        Ok(all)
     }
 
     /// Finishes the transaction without committing, releasing what it holds on the server.
@@ -380,6 +440,19 @@ impl BackendTx for TiKVTx {
 
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         self.scan_pages(range, limit, true).await
+    }
+
+    async fn scan_many(&mut self, ranges: &[KeyRange], limit: usize) -> Result<Vec<Vec<KvPair>>> {
+        if let Inner::ReadOnly(Some(ts)) = &self.inner {
+            let ts = ts.clone();
+            return self.scan_snapshot_ranges(&ts, ranges, limit).await;
+        }
+        // A read-write transaction reads through one tikv-client transaction, one range at a time.
+        let mut all = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            all.push(self.scan_pages(range.clone(), limit, false).await?);
+        }
+        Ok(all)
     }
 
     async fn commit(mut self) -> Result<()> {
