@@ -174,8 +174,14 @@ async fn a_hung_handler_times_out_and_is_retried() {
 async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
     let (db, queue) = fresh().await;
     let partition = tito::types::partition_of("owner-a");
-    let garbage_key =
-        tito::keyspace::queue::pending_key(EVENT, DEFAULT_GROUP, partition, "owner-a", 1, "garbage");
+    let garbage_key = tito::keyspace::queue::pending_key(
+        EVENT,
+        DEFAULT_GROUP,
+        partition,
+        "owner-a",
+        1,
+        "garbage",
+    );
     let tx = db.begin().await.unwrap();
     tx.put(garbage_key.clone(), b"\x01{not json".to_vec())
         .await

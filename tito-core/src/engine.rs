@@ -9,8 +9,8 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
-use crate::keyspace::{self, FORMAT_VERSION};
 use crate::event::Published;
+use crate::keyspace::{self, FORMAT_VERSION};
 use crate::txn::{RetryPolicy, TitoTransaction};
 
 /// A tito database on backend `B`. Cheap to clone; clones share the backend.

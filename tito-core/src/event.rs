@@ -252,7 +252,8 @@ impl Published {
 
     /// Tells the receivers of `event_type` that events committed.
     pub fn announce(&self, event_type: &str) {
-        self.sender(event_type).send_modify(|n| *n = n.wrapping_add(1));
+        self.sender(event_type)
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

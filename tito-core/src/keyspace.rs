@@ -293,7 +293,12 @@ pub mod queue {
     /// The key marking a partition key with pending events: written with every event (its value
     /// is the event's position), removed once the key has none. Workers find work by reading
     /// these marks, one short range for all their partitions.
-    pub fn ready_key(event_type: &str, group: &str, partition: u32, partition_key: &str) -> Vec<u8> {
+    pub fn ready_key(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        partition_key: &str,
+    ) -> Vec<u8> {
         let mut key = partition_prefix(event_type, group, "ready", partition);
         codec::put_str(&mut key, partition_key, Direction::Asc);
         key
@@ -448,7 +453,10 @@ pub mod queue {
             );
             let ready_len = group_prefix("user", "g", "ready").len();
             let mark = ready_key("user", "g", 12, "k");
-            assert_eq!(ready_key_parts(&mark, ready_len), Some((12, "k".to_string())));
+            assert_eq!(
+                ready_key_parts(&mark, ready_len),
+                Some((12, "k".to_string()))
+            );
             assert!(ready_range("user", "g", 12, 13).contains(&mark));
             assert!(!ready_range("user", "g", 13, 1024).contains(&mark));
         }

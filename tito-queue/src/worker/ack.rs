@@ -138,7 +138,11 @@ async fn write<B: Backend>(
     let mut reads = Vec::new();
     for part in parts {
         reads.push(keys::lease_key(&s.event_type, &s.group, part.partition));
-        reads.push(keys::checkpoint_key(&s.event_type, &s.group, part.partition));
+        reads.push(keys::checkpoint_key(
+            &s.event_type,
+            &s.group,
+            part.partition,
+        ));
         reads.extend(part.batch.retire.iter().map(|(key, _)| key.clone()));
     }
     let mut found = tx.batch_get(&reads).await?.into_iter().zip(reads);
@@ -150,8 +154,9 @@ async fn write<B: Backend>(
         let (checkpoint, checkpoint_key) = found.next().unwrap_or_default();
         let marks: Vec<_> = found.by_ref().take(part.batch.retire.len()).collect();
         let is_held = match lease {
-            Some(bytes) => PartitionLease::decode(&lease_key, &bytes)?
-                .is_held_by(&s.worker_id, part.token),
+            Some(bytes) => {
+                PartitionLease::decode(&lease_key, &bytes)?.is_held_by(&s.worker_id, part.token)
+            }
             None => false,
         };
         held.push(is_held);

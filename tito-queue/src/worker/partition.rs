@@ -267,7 +267,8 @@ impl<B: Backend> PartitionRun<B> {
         }
         if let Some(position) = work.retire {
             let s = &self.rt.settings;
-            let mark = keys::ready_key(&s.event_type, &s.group, self.partition, &work.partition_key);
+            let mark =
+                keys::ready_key(&s.event_type, &s.group, self.partition, &work.partition_key);
             self.batch.retire(mark, position);
         }
         Ok(true)

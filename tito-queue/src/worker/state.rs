@@ -143,7 +143,11 @@ mod tests {
         assert_eq!(state.progress(3, "k"), KeyProgress::default());
         state.learned(3, "k", Some(progress));
         state.acquired(3, Held { token: 2, ..held });
-        assert_eq!(state.progress(3, "k"), KeyProgress::default(), "a new lease forgets");
+        assert_eq!(
+            state.progress(3, "k"),
+            KeyProgress::default(),
+            "a new lease forgets"
+        );
         state.learned(3, "k", Some(progress));
         state.forget(3, 2);
         assert!(state.keys.is_empty());

@@ -238,6 +238,12 @@ fn dispatch<B: Backend>(
             state.busy.insert(p);
         }
         *cursor = p + 1;
-        tasks.spawn(partition::process(rt.clone(), p, token, work, permits.clone()));
+        tasks.spawn(partition::process(
+            rt.clone(),
+            p,
+            token,
+            work,
+            permits.clone(),
+        ));
     }
 }
