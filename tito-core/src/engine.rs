@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
@@ -46,19 +46,38 @@ impl<B: Backend> TitoEngine<B> {
                             "the database has format {found}; this tito reads up to {FORMAT_VERSION}"
                         )));
                     }
-                    Ok(())
+                    Ok(Some(found))
                 }
                 None => {
                     tx.put(
                         keyspace::format_key(),
                         FORMAT_VERSION.to_be_bytes().to_vec(),
                     )
-                    .await
+                    .await?;
+                    Ok(None)
                 }
             }
         }
         .await;
-        finish(&tx, result).await
+        match finish(&tx, result).await? {
+            Some(found) if found < FORMAT_VERSION => {
+                info!(
+                    from = found,
+                    to = FORMAT_VERSION,
+                    "upgrading the database format"
+                );
+                crate::upgrade::upgrade(self, found).await?;
+                self.transaction_with_retry(RetryPolicy::default(), |tx| async move {
+                    tx.put(
+                        keyspace::format_key(),
+                        FORMAT_VERSION.to_be_bytes().to_vec(),
+                    )
+                    .await
+                })
+                .await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The storage backend.

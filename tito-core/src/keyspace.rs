@@ -19,7 +19,7 @@ use crate::backend::KeyRange;
 use crate::codec::{self, Direction};
 
 /// Version of the key layout and record envelope; stored under [`format_key`].
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const META: u8 = 0x01;
 const RECORD: u8 = 0x10;
@@ -47,6 +47,11 @@ pub fn display_key(key: &[u8]) -> String {
         _ => return codec::display_key(key),
     };
     format!("{namespace}:{}", codec::display_key(rest))
+}
+
+/// Every queue key.
+pub fn queue_range() -> KeyRange {
+    KeyRange::new(vec![QUEUE], vec![QUEUE + 1])
 }
 
 /// The key of a metadata entry.

@@ -19,6 +19,7 @@ pub mod query;
 pub mod reindex;
 mod relation;
 pub mod txn;
+mod upgrade;
 
 #[cfg(feature = "tikv")]
 pub use backend::TiKV;

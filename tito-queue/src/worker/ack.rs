@@ -5,9 +5,11 @@
 //! conflict on every backend: snapshot isolation (TiKV) only detects write-write conflicts. A
 //! lease that changed hands fails that partition's acknowledgement, so a worker whose lease was
 //! taken cannot acknowledge. Then it applies the task's writes by exact key (deleting handled
-//! events, moving failed ones to the retry area or the dead letters), advances the checkpoint
-//! and removes the ready marks of keys left without pending events. Nothing is scanned here: on
-//! the embedded backend a scanned range would conflict with every publish.
+//! events, moving failed ones to the retry area or the dead letters) and advances the
+//! checkpoint. Nothing is scanned here: on the embedded backend a scanned range would conflict
+//! with every publish. Nor does it read a ready mark, which publishes write: sweeps remove the
+//! marks of keys left without pending events in a transaction of their own (see [`retire`]),
+//! whose conflicts with publishes cost nothing but a later retry.
 //!
 //! Partition tasks finishing together share one transaction (a group commit, see
 //! [`Acks::submit`]), so a busy worker pays a few round trips per round of batches, not per
@@ -49,8 +51,6 @@ impl From<TitoError> for AckError {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AckBatch {
     writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Ready marks to remove if they still hold the position: keys left with nothing pending.
-    retire: Vec<(Vec<u8>, u64)>,
     handled: u64,
     dead_lettered: u64,
     last: Option<(u64, String)>,
@@ -65,14 +65,8 @@ impl AckBatch {
         self.writes.push((key, None));
     }
 
-    /// Removes the ready mark at `key` if it still holds `position`: no event was published
-    /// for its key since the read that found the key's last pending event at `position`.
-    pub fn retire(&mut self, key: Vec<u8>, position: u64) {
-        self.retire.push((key, position));
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.retire.is_empty()
+        self.writes.is_empty()
     }
 
     /// Counts `event` as handled in the checkpoint.
@@ -143,7 +137,6 @@ async fn write<B: Backend>(
             &s.group,
             part.partition,
         ));
-        reads.extend(part.batch.retire.iter().map(|(key, _)| key.clone()));
     }
     let mut found = tx.batch_get(&reads).await?.into_iter().zip(reads);
     let now = now_micros();
@@ -152,7 +145,6 @@ async fn write<B: Backend>(
     for part in parts {
         let (lease, lease_key) = found.next().unwrap_or_default();
         let (checkpoint, checkpoint_key) = found.next().unwrap_or_default();
-        let marks: Vec<_> = found.by_ref().take(part.batch.retire.len()).collect();
         let is_held = match lease {
             Some(bytes) => {
                 PartitionLease::decode(&lease_key, &bytes)?.is_held_by(&s.worker_id, part.token)
@@ -173,13 +165,6 @@ async fn write<B: Backend>(
             match value {
                 Some(value) => tx.put(key.clone(), value.clone()).await?,
                 None => tx.delete(key.clone()).await?,
-            }
-        }
-        for ((mark, key), (_, position)) in marks.into_iter().zip(&part.batch.retire) {
-            if let Some(bytes) = mark
-                && decode_ready(&key, &bytes)? == *position
-            {
-                tx.delete(key).await?;
             }
         }
         if let Some((position, id)) = &part.batch.last {
@@ -343,6 +328,38 @@ async fn commit_group<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
             for request in group {
                 let _ = request.reply.send(Err(AckError::Store(e.clone())));
             }
+        }
+    }
+}
+
+/// Removes each ready mark of `marks` that still holds its position, in one transaction. It
+/// reads the marks it removes, so a publish committing meanwhile makes it conflict: then the
+/// marks stay, and a later sweep, finding nothing after them, offers them again.
+pub(crate) async fn retire<B: Backend>(
+    rt: &Runtime<B>,
+    marks: &[(Vec<u8>, u64)],
+) -> Result<(), TitoError> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<Vec<u8>> = marks.iter().map(|(key, _)| key.clone()).collect();
+    let tx = rt.engine.begin().await?;
+    let outcome = async {
+        for ((key, position), found) in marks.iter().zip(tx.batch_get(&keys).await?) {
+            if let Some(bytes) = found
+                && decode_ready(key, &bytes)? == *position
+            {
+                tx.delete(key.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => tx.commit().await,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
         }
     }
 }

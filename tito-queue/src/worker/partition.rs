@@ -265,12 +265,6 @@ impl<B: Backend> PartitionRun<B> {
                 self.failed(event, key, 1, error)?;
             }
         }
-        if let Some(position) = work.retire {
-            let s = &self.rt.settings;
-            let mark =
-                keys::ready_key(&s.event_type, &s.group, self.partition, &work.partition_key);
-            self.batch.retire(mark, position);
-        }
         Ok(true)
     }
 

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// A lease this worker holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub(crate) struct State {
     pub parked: HashMap<u32, Parked>,
     /// Per held partition, what is known of its keys with pending events.
     pub keys: HashMap<u32, HashMap<String, KeyProgress>>,
+    /// When stale ready marks were last removed.
+    retired_at: Option<Instant>,
 }
 
 impl State {
@@ -76,6 +79,19 @@ impl State {
             self.parked.remove(&partition);
             self.keys.remove(&partition);
         }
+    }
+
+    /// Whether stale ready marks may be removed now, at most once per `every`; if so, records
+    /// that they are.
+    pub fn retire_due(&mut self, every: Duration) -> bool {
+        let now = Instant::now();
+        let due = self
+            .retired_at
+            .is_none_or(|at| now.duration_since(at) >= every);
+        if due {
+            self.retired_at = Some(now);
+        }
+        due
     }
 
     /// What is known of `partition_key` in `partition`.

@@ -29,8 +29,9 @@ use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::warn;
+use tracing::{debug, warn};
 
+use super::ack::retire;
 use super::lease::now_micros;
 use super::partition;
 use super::runtime::Runtime;
@@ -51,9 +52,6 @@ pub(crate) struct KeyWork {
     pub partition_key: String,
     /// Its due pending events, in position order.
     pub rows: Vec<KvPair>,
-    /// The position its ready mark held, if the read saw every pending event of the key up to
-    /// it: the mark can go once `rows` are taken off.
-    pub retire: Option<u64>,
 }
 
 /// A partition key to read.
@@ -106,6 +104,7 @@ pub(crate) async fn sweep<B: Backend>(
     let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
     let mut work: BTreeMap<u32, Work> = BTreeMap::new();
     let mut reads = Vec::new();
+    let mut stale = Vec::new();
     {
         let state = rt.state.lock();
         // Still held with the same token, and taken by no task since (only the sweep starts
@@ -132,11 +131,7 @@ pub(crate) async fn sweep<B: Backend>(
             }
             if mark <= progress.after {
                 // Everything up to the mark was taken off: only the mark is left to remove.
-                work.entry(partition).or_default().keys.push(KeyWork {
-                    partition_key,
-                    rows: Vec::new(),
-                    retire: Some(mark),
-                });
+                stale.push((key, mark));
                 continue;
             }
             reads.push(Read {
@@ -153,8 +148,15 @@ pub(crate) async fn sweep<B: Backend>(
         }
     }
     let found = !work.is_empty() || !reads.is_empty();
-    read_keys(rt, &snapshot, reads, now, &mut work).await?;
+    read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
     dispatch(rt, permits, tasks, cursor, work, &idle);
+    // Stale marks cost a little on every sweep until removed, and removing them costs a
+    // commit: they are removed together, at most once per poll interval.
+    if !stale.is_empty() && rt.state.lock().retire_due(s.poll_interval) {
+        if let Err(e) = retire(rt, &stale).await {
+            debug!(error = %e, "removing ready marks failed; a later sweep retries");
+        }
+    }
     Ok(found)
 }
 
@@ -165,6 +167,7 @@ async fn read_keys<B: Backend>(
     reads: Vec<Read>,
     now: u64,
     work: &mut BTreeMap<u32, Work>,
+    stale: &mut Vec<(Vec<u8>, u64)>,
 ) -> Result<(), TitoError> {
     if reads.is_empty() {
         return Ok(());
@@ -187,7 +190,6 @@ async fn read_keys<B: Backend>(
     let found = snapshot.scan_many(&ranges, limit).await?;
     let prefix = keys::group_prefix(&s.event_type, &s.group, "pending").len();
     for (read, rows) in reads.into_iter().zip(found) {
-        let complete = rows.len() < limit;
         let position = |key: &[u8]| keys::pending_key_parts(key, prefix).map(|(_, _, at)| at);
         let due = rows
             .iter()
@@ -205,13 +207,25 @@ async fn read_keys<B: Backend>(
                 .learned(read.partition, &read.partition_key, Some(progress));
             continue;
         }
-        let retire = (complete && due == rows.len()).then_some(read.mark);
+        if rows.is_empty() {
+            // Nothing pending up to the mark: the mark is stale.
+            let progress = KeyProgress {
+                after: read.mark,
+                not_before: 0,
+            };
+            rt.state
+                .lock()
+                .learned(read.partition, &read.partition_key, Some(progress));
+            let mark =
+                keys::ready_key(&s.event_type, &s.group, read.partition, &read.partition_key);
+            stale.push((mark, read.mark));
+            continue;
+        }
         let mut rows = rows;
         rows.truncate(due);
         work.entry(read.partition).or_default().keys.push(KeyWork {
             partition_key: read.partition_key,
             rows,
-            retire,
         });
     }
     Ok(())
