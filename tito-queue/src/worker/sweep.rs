@@ -152,10 +152,11 @@ pub(crate) async fn sweep<B: Backend>(
     dispatch(rt, permits, tasks, cursor, work, &idle);
     // Stale marks cost a little on every sweep until removed, and removing them costs a
     // commit: they are removed together, at most once per poll interval.
-    if !stale.is_empty() && rt.state.lock().retire_due(s.poll_interval) {
-        if let Err(e) = retire(rt, &stale).await {
-            debug!(error = %e, "removing ready marks failed; a later sweep retries");
-        }
+    if !stale.is_empty()
+        && rt.state.lock().retire_due(s.poll_interval)
+        && let Err(e) = retire(rt, &stale).await
+    {
+        debug!(error = %e, "removing ready marks failed; a later sweep retries");
     }
     Ok(found)
 }
