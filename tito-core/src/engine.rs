@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::Published;
+use crate::event::{Published, PublishedKeys};
 use crate::keyspace::{self, FORMAT_VERSION};
 use crate::txn::{RetryPolicy, TitoTransaction};
 
@@ -96,10 +96,10 @@ impl<B: Backend> TitoEngine<B> {
         Ok(TitoTransaction::new(tx, kind, self.published.clone()))
     }
 
-    /// A receiver that changes each time a transaction begun on this engine (or a clone of it)
-    /// commits events of `event_type`: queue workers wait on it to pick new events up at once.
+    /// A receiver of the partition keys of the events of `event_type` that each transaction
+    /// begun on this engine (or a clone of it) commits: queue workers read those keys at once.
     /// Events committed through other engines or processes are found by polling.
-    pub fn published(&self, event_type: &str) -> watch::Receiver<u64> {
+    pub fn published(&self, event_type: &str) -> broadcast::Receiver<PublishedKeys> {
         self.published.subscribe(event_type)
     }
 

@@ -15,12 +15,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::broadcast;
 
 use crate::backend::Backend;
 use crate::error::{Result, TitoError};
@@ -230,30 +230,37 @@ pub async fn enqueue_for<B: Backend>(
     write_pending(tx, group, event, encode_event(event)?).await
 }
 
+/// The partitions and partition keys of the events of one event type that one transaction
+/// committed, as [`TitoEngine::published`](crate::TitoEngine::published) announces them.
+pub type PublishedKeys = Arc<[(u32, String)]>;
+
+/// How many announcements a slow receiver may fall behind before it is told it lagged.
+const ANNOUNCED: usize = 4_096;
+
 /// Announces committed events to the workers of this process, per event type.
 #[derive(Debug, Default)]
 pub(crate) struct Published {
-    senders: Mutex<HashMap<String, watch::Sender<u64>>>,
+    senders: Mutex<HashMap<String, broadcast::Sender<PublishedKeys>>>,
 }
 
 impl Published {
-    fn sender(&self, event_type: &str) -> watch::Sender<u64> {
+    fn sender(&self, event_type: &str) -> broadcast::Sender<PublishedKeys> {
         let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
         senders
             .entry(event_type.to_string())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| broadcast::channel(ANNOUNCED).0)
             .clone()
     }
 
-    /// A receiver that changes whenever events of `event_type` commit.
-    pub fn subscribe(&self, event_type: &str) -> watch::Receiver<u64> {
+    /// A receiver of the keys of committed events of `event_type`.
+    pub fn subscribe(&self, event_type: &str) -> broadcast::Receiver<PublishedKeys> {
         self.sender(event_type).subscribe()
     }
 
-    /// Tells the receivers of `event_type` that events committed.
-    pub fn announce(&self, event_type: &str) {
-        self.sender(event_type)
-            .send_modify(|n| *n = n.wrapping_add(1));
+    /// Tells the receivers of `event_type` that events of `keys` committed.
+    pub fn announce(&self, event_type: &str, keys: Vec<(u32, String)>) {
+        // No receiver is not an error: no worker of this type runs here.
+        let _ = self.sender(event_type).send(keys.into());
     }
 }
 
@@ -269,8 +276,11 @@ async fn write_pending<B: Backend>(
     let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
     tx.put(key, value).await?;
-    tx.published(t);
-    tx.put(
+    tx.published(t, p, pk);
+    // Publishes of one key conflict on its position already. A worker removing the mark reads
+    // it, so a publish committing meanwhile fails the removal, never the publish (the later
+    // commit wins); TiKV checks every write, so there a removal may fail the publish instead.
+    tx.put_unchecked(
         queue::ready_key(t, group, p, pk),
         event.run_at.to_be_bytes().to_vec(),
     )

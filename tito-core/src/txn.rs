@@ -4,6 +4,7 @@
 //! The handle is cloneable because the seed's API moves `tx` into an `async move` block while the
 //! runner still has to commit it afterwards; both hold the same transaction.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -32,8 +33,9 @@ struct Shared<B: Backend> {
     saw_conflict: AtomicBool,
     /// Where workers learn that events were committed.
     published: Arc<Published>,
-    /// The event types this transaction published, announced once it commits.
-    event_types: std::sync::Mutex<Vec<String>>,
+    /// The keys of the events this transaction wrote, per event type, announced once it
+    /// commits.
+    events: std::sync::Mutex<HashMap<String, Vec<(u32, String)>>>,
 }
 
 impl<B: Backend> Clone for TitoTransaction<B> {
@@ -60,16 +62,21 @@ impl<B: Backend> TitoTransaction<B> {
                 state: Mutex::new(Some(tx)),
                 saw_conflict: AtomicBool::new(false),
                 published,
-                event_types: std::sync::Mutex::default(),
+                events: std::sync::Mutex::default(),
             }),
         }
     }
 
-    /// Records that this transaction wrote events of `event_type`, to announce on commit.
-    pub(crate) fn published(&self, event_type: &str) {
-        let mut types = (self.shared.event_types.lock()).unwrap_or_else(PoisonError::into_inner);
-        if !types.iter().any(|t| t == event_type) {
-            types.push(event_type.to_string());
+    /// Records that this transaction wrote an event of `event_type` for `partition_key`, to
+    /// announce on commit.
+    pub(crate) fn published(&self, event_type: &str, partition: u32, partition_key: &str) {
+        let mut events = (self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner);
+        let keys = match events.get_mut(event_type) {
+            Some(keys) => keys,
+            None => events.entry(event_type.to_string()).or_default(),
+        };
+        if keys.last().is_none_or(|(p, k)| *p != partition || k != partition_key) {
+            keys.push((partition, partition_key.to_string()));
         }
     }
 
@@ -127,6 +134,17 @@ impl<B: Backend> TitoTransaction<B> {
         self.note(result)
     }
 
+    /// Sets `key` to `value` where a concurrent writer of the key need not conflict (see
+    /// [`BackendTx::put_unchecked`]).
+    pub(crate) async fn put_unchecked(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        check_len("key", key.len(), MAX_KEY_LEN)?;
+        self.writable()?;
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.put_unchecked(key, value).await;
+        self.note(result)
+    }
+
     /// Removes `key`.
     pub async fn delete(&self, key: Vec<u8>) -> Result<()> {
         self.writable()?;
@@ -181,9 +199,11 @@ impl<B: Backend> TitoTransaction<B> {
         let tx = self.take().await?;
         let result = tx.commit().await;
         if result.is_ok() {
-            let types = (self.shared.event_types.lock()).unwrap_or_else(PoisonError::into_inner);
-            for event_type in types.iter() {
-                self.shared.published.announce(event_type);
+            let events = std::mem::take(
+                &mut *(self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner),
+            );
+            for (event_type, keys) in events {
+                self.shared.published.announce(&event_type, keys);
             }
         }
         self.note(result)

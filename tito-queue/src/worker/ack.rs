@@ -339,9 +339,23 @@ pub(crate) async fn retire<B: Backend>(
     rt: &Runtime<B>,
     marks: &[(Vec<u8>, u64)],
 ) -> Result<(), TitoError> {
-    if marks.is_empty() {
-        return Ok(());
+    // In small transactions, so that a publish conflicting with one keeps only its few marks.
+    let mut first_error = None;
+    for chunk in marks.chunks(RETIRE_CHUNK) {
+        if let Err(e) = retire_chunk(rt, chunk).await {
+            first_error.get_or_insert(e);
+        }
     }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Most ready marks removed in one transaction.
+const RETIRE_CHUNK: usize = 256;
+
+async fn retire_chunk<B: Backend>(
+    rt: &Runtime<B>,
+    marks: &[(Vec<u8>, u64)],
+) -> Result<(), TitoError> {
     let keys: Vec<Vec<u8>> = marks.iter().map(|(key, _)| key.clone()).collect();
     let tx = rt.engine.begin().await?;
     let outcome = async {

@@ -100,6 +100,10 @@ pub(crate) async fn process<B: Backend>(
         batch: AckBatch::default(),
         taken: Vec::new(),
     };
+    let more: Vec<String> = (work.keys.iter())
+        .filter(|key| key.more)
+        .map(|key| key.partition_key.clone())
+        .collect();
     let outcome = match permits.acquire_owned().await {
         Ok(permit) => run.execute(work, permit).instrument(span).await,
         Err(_) => Ok(()),
@@ -115,6 +119,9 @@ pub(crate) async fn process<B: Backend>(
                     not_before: 0,
                 };
                 state.learned(partition, partition_key, Some(progress));
+            }
+            for partition_key in &more {
+                state.hint(partition, partition_key);
             }
         }
         Ok(()) => {}

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tito_core::{Backend, TitoEngine, TitoError};
+use tito_core::event::PublishedKeys;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
@@ -15,6 +18,7 @@ use tracing::{info, warn};
 use super::ack::Acks;
 use super::state::SharedState;
 use super::stats::Counters;
+use super::sweep::Found;
 use super::{Settings, lease, sweep};
 use crate::handler::Handler;
 use crate::queue::TitoQueue;
@@ -36,13 +40,6 @@ async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
             let _ = receiver.recv().await;
         }
         None => std::future::pending().await,
-    }
-}
-
-async fn committed(published: &mut watch::Receiver<u64>) {
-    // The engine keeps its senders: an error cannot happen, and would mean "never".
-    if published.changed().await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -90,7 +87,11 @@ impl<B: Backend> Runtime<B> {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut published = self.engine.published(&s.event_type);
         let mut next_sweep = Instant::now();
-        let mut idle_wait = s.poll_interval;
+        // Reading all marks finds events published elsewhere: every poll interval while that
+        // finds work, backing off to the idle poll interval otherwise. Events announced by this
+        // engine, and keys with more events than a sweep read, are read at once without it.
+        let mut full_every = s.poll_interval;
+        let mut last_full: Option<Instant> = None;
         let mut cursor = s.partitions.start;
         loop {
             let active = leader
@@ -108,32 +109,74 @@ impl<B: Backend> Runtime<B> {
                     report(done);
                     next_sweep = Instant::now();
                 }
-                () = committed(&mut published) => {
+                keys = published.recv() => {
+                    self.hint(keys, &mut published);
                     next_sweep = Instant::now();
-                    idle_wait = s.poll_interval;
                 }
                 () = sleep_until(next_sweep) => {
+                    let now = Instant::now();
+                    let full = last_full.is_none_or(|at| now >= at + full_every);
+                    if full {
+                        last_full = Some(now);
+                    }
                     let found = if active {
-                        sweep::sweep(&self, &permits, &mut tasks, &mut cursor)
+                        sweep::sweep(&self, &permits, &mut tasks, &mut cursor, full)
                             .await
                             .unwrap_or_else(|e| {
                                 warn!(error = %e, "queue sweep failed");
-                                false
+                                Found::default()
                             })
                     } else {
-                        false
+                        Found::default()
                     };
-                    // Polling backs off while there is nothing to do; a local commit wakes it.
-                    idle_wait = if found {
-                        s.poll_interval
-                    } else {
-                        (idle_wait * 2).clamp(s.poll_interval, s.idle_poll_interval)
-                    };
-                    next_sweep = Instant::now() + idle_wait;
+                    if full {
+                        full_every = if found.unhinted {
+                            s.poll_interval
+                        } else {
+                            (full_every * 2).clamp(s.poll_interval, s.idle_poll_interval)
+                        };
+                    }
+                    next_sweep = last_full.map_or(now, |at| at + full_every);
+                    if let Some(due) = self.state.lock().next_due() {
+                        // At least a millisecond: a due retry the sweep could not start waits
+                        // for its partition's task to end, which wakes the loop anyway.
+                        let wait = due.saturating_sub(lease::now_micros()).max(1_000);
+                        next_sweep = next_sweep.min(Instant::now() + Duration::from_micros(wait));
+                    }
                 }
             }
         }
         self.drain(tasks, heartbeat).await
+    }
+
+    /// Notes the keys of events committed through this engine, and of any others already
+    /// announced, as hints for the next sweep.
+    fn hint(
+        &self,
+        mut received: Result<PublishedKeys, RecvError>,
+        published: &mut broadcast::Receiver<PublishedKeys>,
+    ) {
+        let (start, end) = (self.settings.partitions.start, self.settings.partitions.end);
+        let mut state = self.state.lock();
+        loop {
+            match received {
+                Ok(keys) => {
+                    for (p, key) in keys.iter() {
+                        if (start..end).contains(p) {
+                            state.hint(*p, key);
+                        }
+                    }
+                }
+                // Announcements were missed: the next sweep reads all marks. The engine keeps
+                // its senders, so the channel never closes.
+                Err(RecvError::Lagged(_) | RecvError::Closed) => state.hints_lost(),
+            }
+            received = match published.try_recv() {
+                Ok(keys) => Ok(keys),
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            };
+        }
     }
 
     /// Graceful shutdown: releases idle partitions at once, lets in-flight tasks finish (up to

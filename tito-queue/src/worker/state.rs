@@ -49,7 +49,17 @@ pub(crate) struct State {
     pub keys: HashMap<u32, HashMap<String, KeyProgress>>,
     /// When stale ready marks were last removed.
     retired_at: Option<Instant>,
+    /// Partition keys likely to have due events: published through this worker's engine, or
+    /// left with more events than a sweep read. Sweeps read them without reading marks.
+    hints: HashSet<(u32, String)>,
+    /// Hints were lost (too many, or announcements missed): the next sweep reads all marks.
+    hints_lost: bool,
+    /// The earliest time a key found not due yet becomes due, micros since the epoch.
+    scheduled: Option<u64>,
 }
+
+/// Most hints kept; past it they are dropped for a read of all marks.
+const HINTS: usize = 65_536;
 
 impl State {
     /// Whether the lease of `partition` is held with `token`.
@@ -94,6 +104,59 @@ impl State {
         due
     }
 
+    /// Notes that `partition_key` of `partition` likely has due events.
+    pub fn hint(&mut self, partition: u32, partition_key: &str) {
+        if self.hints.len() >= HINTS {
+            self.hints.clear();
+            self.hints_lost = true;
+        }
+        self.hints.insert((partition, partition_key.to_string()));
+    }
+
+    /// Removes the hint of `partition_key` of `partition`; returns whether there was one.
+    pub fn unhint(&mut self, partition: u32, partition_key: &str) -> bool {
+        self.hints.remove(&(partition, partition_key.to_string()))
+    }
+
+    /// Notes that hints may have been missed.
+    pub fn hints_lost(&mut self) {
+        self.hints_lost = true;
+    }
+
+    /// When a sweep is next owed: the earliest due retry or scheduled event, micros since the
+    /// epoch.
+    pub fn next_due(&self) -> Option<u64> {
+        let retries = (self.parked.iter())
+            .filter(|(p, _)| !self.busy.contains(p))
+            .flat_map(|(_, parked)| parked.values().copied());
+        retries.chain(self.scheduled).min()
+    }
+
+    /// Takes the hints of the partitions `idle` accepts, and whether hints were lost since the
+    /// last call (or a key found not due yet is due now: only a read of all marks finds it);
+    /// hints of partitions not held are dropped, those of busy ones kept.
+    pub fn take_hints(
+        &mut self,
+        idle: impl Fn(u32) -> bool,
+        now: u64,
+    ) -> (Vec<(u32, String)>, bool) {
+        let mut taken = Vec::new();
+        let held = &self.held;
+        self.hints.retain(|(p, key)| {
+            if idle(*p) {
+                taken.push((*p, key.clone()));
+                false
+            } else {
+                held.contains_key(p)
+            }
+        });
+        let scheduled_due = self.scheduled.is_some_and(|at| at <= now);
+        if scheduled_due {
+            self.scheduled = None;
+        }
+        (taken, std::mem::take(&mut self.hints_lost) || scheduled_due)
+    }
+
     /// What is known of `partition_key` in `partition`.
     pub fn progress(&self, partition: u32, partition_key: &str) -> KeyProgress {
         (self.keys.get(&partition))
@@ -108,16 +171,22 @@ impl State {
         if !self.held.contains_key(&partition) {
             return;
         }
-        let keys = self.keys.entry(partition).or_default();
         match progress {
             Some(progress) => {
+                if progress.not_before > 0 {
+                    let at = self.scheduled.map_or(progress.not_before, |at| at.min(progress.not_before));
+                    self.scheduled = Some(at);
+                }
+                let keys = self.keys.entry(partition).or_default();
                 if keys.len() >= KEYS_PER_PARTITION && !keys.contains_key(partition_key) {
                     keys.clear();
                 }
                 keys.insert(partition_key.to_string(), progress);
             }
             None => {
-                keys.remove(partition_key);
+                if let Some(keys) = self.keys.get_mut(&partition) {
+                    keys.remove(partition_key);
+                }
             }
         }
     }

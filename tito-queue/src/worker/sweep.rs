@@ -20,7 +20,7 @@
 //! task ends after its acknowledgement committed, so the snapshot never shows events already
 //! acknowledged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tito_core::backend::{KeyRange, KvPair};
@@ -35,7 +35,8 @@ use super::ack::retire;
 use super::lease::now_micros;
 use super::partition;
 use super::runtime::Runtime;
-use super::state::KeyProgress;
+use super::Settings;
+use super::state::{KeyProgress, State};
 
 /// Most ready marks read per sweep.
 const MARKS: usize = 4_096;
@@ -52,116 +53,181 @@ pub(crate) struct KeyWork {
     pub partition_key: String,
     /// Its due pending events, in position order.
     pub rows: Vec<KvPair>,
+    /// Whether the read stopped at its limit: the key may have more due events.
+    pub more: bool,
 }
 
 /// A partition key to read.
 struct Read {
     partition: u32,
     partition_key: String,
-    mark: u64,
+    /// The position its ready mark holds, when the sweep read it.
+    mark: Option<u64>,
+    /// Whether the key was hinted (its events were announced in this process).
+    hinted: bool,
     progress: KeyProgress,
 }
 
+/// The keys a sweep reads, and the stale marks it found.
+struct Plan {
+    now: u64,
+    reads: HashMap<(u32, String), Read>,
+    stale: Vec<(Vec<u8>, u64)>,
+}
+
+impl Plan {
+    /// Plans the read of `partition_key`, whose ready mark holds `mark` if it was read.
+    fn read(
+        &mut self,
+        state: &State,
+        s: &Settings,
+        partition: u32,
+        partition_key: String,
+        mark: Option<u64>,
+        hinted: bool,
+    ) {
+        let progress = state.progress(partition, &partition_key);
+        let id = (partition, partition_key);
+        if progress.not_before > self.now || self.reads.contains_key(&id) {
+            return;
+        }
+        match mark {
+            // Everything up to the mark was taken off: only the mark is left to remove.
+            Some(position) if position <= progress.after => {
+                let key = keys::ready_key(&s.event_type, &s.group, id.0, &id.1);
+                self.stale.push((key, position));
+            }
+            _ => {
+                let read = Read {
+                    partition: id.0,
+                    partition_key: id.1.clone(),
+                    mark,
+                    hinted,
+                    progress,
+                };
+                self.reads.insert(id, read);
+            }
+        }
+    }
+}
+
+/// What a sweep found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Found {
+    /// Some work was found only through the marks: it was published elsewhere, so marks are
+    /// worth reading often.
+    pub unhinted: bool,
+}
+
 /// Reads due events and starts a task for each partition with work; the tasks take turns at
-/// handling through `permits`. Marks are read from `cursor` on, wrapping around, so that when
-/// there are more than a sweep reads, busy low partitions cannot starve high ones. Returns
-/// whether any work was found.
+/// handling through `permits`. A `full` sweep reads the ready marks of all idle held partitions,
+/// from `cursor` on, wrapping around, so that when there are more than a sweep reads, busy low
+/// partitions cannot starve high ones; any sweep reads the hinted keys (see `State::hint`).
 pub(crate) async fn sweep<B: Backend>(
     rt: &Arc<Runtime<B>>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     cursor: &mut u32,
-) -> Result<bool, TitoError> {
+    full: bool,
+) -> Result<Found, TitoError> {
     let s = &rt.settings;
     let (start, end) = (s.partitions.start, s.partitions.end);
-    if start >= end {
-        return Ok(false);
-    }
     let now = now_micros();
-    let from = (*cursor).clamp(start, end);
     // Fixed before the snapshot begins: a partition idle now acknowledged everything before it,
     // under the lease it still holds with the same token.
-    let idle: HashMap<u32, u64> = {
-        let state = rt.state.lock();
-        (state.held.iter())
+    let (idle, hinted, retry_due, full) = {
+        let mut state = rt.state.lock();
+        let idle: HashMap<u32, u64> = (state.held.iter())
             .filter(|(p, _)| !state.busy.contains(p))
             .map(|(&p, held)| (p, held.token))
-            .collect()
+            .collect();
+        let (hinted, lost) = state.take_hints(|p| idle.contains_key(&p), now);
+        let retry_due: Vec<u32> = (state.parked.iter())
+            .filter(|(p, parked)| idle.contains_key(p) && parked.values().any(|&due| due <= now))
+            .map(|(&p, _)| p)
+            .collect();
+        (idle, hinted, retry_due, full || lost)
     };
-    if idle.is_empty() {
-        return Ok(false);
+    if idle.is_empty() || start >= end || (!full && hinted.is_empty() && retry_due.is_empty()) {
+        return Ok(Found::default());
     }
     let snapshot = rt.engine.snapshot().await?;
-    let marks = snapshot
-        .scan_many(
-            &[
-                keys::ready_range(&s.event_type, &s.group, from, end),
-                keys::ready_range(&s.event_type, &s.group, start, from),
-            ],
-            MARKS,
-        )
-        .await?;
+    let marks = if full {
+        let from = (*cursor).clamp(start, end);
+        let ranges = [
+            keys::ready_range(&s.event_type, &s.group, from, end),
+            keys::ready_range(&s.event_type, &s.group, start, from),
+        ];
+        snapshot.scan_many(&ranges, MARKS).await?
+    } else {
+        Vec::new()
+    };
     let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
+    let mut marked = Vec::new();
+    for (key, value) in marks.into_iter().flatten().take(MARKS) {
+        let parts = keys::ready_key_parts(&key, mark_prefix);
+        match (parts, decode_ready(&key, &value)) {
+            (Some((partition, partition_key)), Ok(mark)) => {
+                marked.push((partition, partition_key, mark));
+            }
+            _ => warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark"),
+        }
+    }
     let mut work: BTreeMap<u32, Work> = BTreeMap::new();
-    let mut reads = Vec::new();
-    let mut stale = Vec::new();
+    let mut plan = Plan {
+        now,
+        reads: HashMap::new(),
+        stale: Vec::new(),
+    };
     {
-        let state = rt.state.lock();
+        let mut state = rt.state.lock();
         // Still held with the same token, and taken by no task since (only the sweep starts
         // tasks).
-        let idle = |p: &u32| idle.get(p).is_some_and(|&token| state.holds(*p, token));
-        for (key, value) in marks.into_iter().flatten().take(MARKS) {
-            let Some((partition, partition_key)) = keys::ready_key_parts(&key, mark_prefix) else {
-                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark");
-                continue;
-            };
-            if !idle(&partition) {
+        let idle = |state: &State, p: u32| idle.get(&p).is_some_and(|&token| state.holds(p, token));
+        let hinted: HashSet<(u32, String)> = hinted.into_iter().collect();
+        for (partition, partition_key, mark) in marked {
+            if !idle(&state, partition) {
                 continue;
             }
-            let mark = match decode_ready(&key, &value) {
-                Ok(mark) => mark,
-                Err(e) => {
-                    warn!(error = %e, "ignoring a corrupt ready mark");
-                    continue;
-                }
-            };
-            let progress = state.progress(partition, &partition_key);
-            if progress.not_before > now {
-                continue;
-            }
-            if mark <= progress.after {
-                // Everything up to the mark was taken off: only the mark is left to remove.
-                stale.push((key, mark));
-                continue;
-            }
-            reads.push(Read {
-                partition,
-                partition_key,
-                mark,
-                progress,
-            });
+            // Announced before the snapshot began, or since: either way not found by marks
+            // alone.
+            let announced = hinted.contains(&(partition, partition_key.clone()))
+                || state.unhint(partition, &partition_key);
+            plan.read(&state, s, partition, partition_key, Some(mark), announced);
         }
-        for (&p, parked) in &state.parked {
-            if idle(&p) && parked.values().any(|&due| due <= now) {
+        for (partition, partition_key) in hinted {
+            if idle(&state, partition) {
+                plan.read(&state, s, partition, partition_key, None, true);
+            }
+        }
+        for p in retry_due {
+            if idle(&state, p) {
                 work.entry(p).or_default();
             }
         }
     }
-    let found = !work.is_empty() || !reads.is_empty();
-    read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
-    dispatch(rt, permits, tasks, cursor, work, &idle);
-    // Stale marks cost a little on every sweep until removed, and removing them costs a
-    // commit: they are removed together, at most once per poll interval.
-    if !stale.is_empty()
-        && rt.state.lock().retire_due(s.poll_interval)
-        && let Err(e) = retire(rt, &stale).await
-    {
-        debug!(error = %e, "removing ready marks failed; a later sweep retries");
+    let Plan {
+        reads, mut stale, ..
+    } = plan;
+    let reads: Vec<Read> = reads.into_values().collect();
+    let unhinted = read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
+    let found = Found { unhinted };
+    dispatch(rt, tasks, cursor, work, &idle, permits);
+    // Stale marks cost a little on every full sweep until removed, and removing them costs
+    // commits: they are removed together, at most once per poll interval, beside the sweeps.
+    if !stale.is_empty() && rt.state.lock().retire_due(s.poll_interval) {
+        let rt = rt.clone();
+        tasks.spawn(async move {
+            if let Err(e) = retire(&rt, &stale).await {
+                debug!(error = %e, "removing ready marks failed; a later sweep retries");
+            }
+        });
     }
     Ok(found)
 }
 
 /// Reads the pending events of `reads` in one multi-range read and adds the due ones to `work`.
+/// Returns whether a key that was not hinted had due events.
 async fn read_keys<B: Backend>(
     rt: &Runtime<B>,
     snapshot: &tito_core::TitoTransaction<B>,
@@ -169,13 +235,15 @@ async fn read_keys<B: Backend>(
     now: u64,
     work: &mut BTreeMap<u32, Work>,
     stale: &mut Vec<(Vec<u8>, u64)>,
-) -> Result<(), TitoError> {
+) -> Result<bool, TitoError> {
     if reads.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut unhinted = false;
     let s = &rt.settings;
-    // A sweep reads a bounded number of events in all, shared among the keys it found.
-    let budget = s.batch_size.saturating_mul(16);
+    // A sweep reads a bounded number of events in all, shared among the keys it found; keys
+    // with more are hinted for the next sweep, which shares the budget among fewer keys.
+    let budget = s.batch_size.saturating_mul(64);
     let limit = (budget / reads.len()).clamp(1, s.batch_size);
     let ranges: Vec<KeyRange> = reads
         .iter()
@@ -210,36 +278,41 @@ async fn read_keys<B: Backend>(
         }
         if rows.is_empty() {
             // Nothing pending up to the mark: the mark is stale.
+            let Some(mark) = read.mark else {
+                continue;
+            };
             let progress = KeyProgress {
-                after: read.mark,
+                after: mark,
                 not_before: 0,
             };
             rt.state
                 .lock()
                 .learned(read.partition, &read.partition_key, Some(progress));
-            let mark =
-                keys::ready_key(&s.event_type, &s.group, read.partition, &read.partition_key);
-            stale.push((mark, read.mark));
+            let key = keys::ready_key(&s.event_type, &s.group, read.partition, &read.partition_key);
+            stale.push((key, mark));
             continue;
         }
+        let more = rows.len() == limit && due == limit;
+        unhinted |= !read.hinted;
         let mut rows = rows;
         rows.truncate(due);
         work.entry(read.partition).or_default().keys.push(KeyWork {
             partition_key: read.partition_key,
             rows,
+            more,
         });
     }
-    Ok(())
+    Ok(unhinted)
 }
 
-/// Starts a task for each partition of `work`; the next sweep reads marks after the last one.
+/// Starts a task for each partition of `work`; the next full sweep reads marks after the last.
 fn dispatch<B: Backend>(
     rt: &Arc<Runtime<B>>,
-    permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     cursor: &mut u32,
     work: BTreeMap<u32, Work>,
     idle: &HashMap<u32, u64>,
+    permits: &Arc<Semaphore>,
 ) {
     for (p, work) in work {
         let Some(&token) = idle.get(&p) else {
