@@ -24,6 +24,15 @@ fn format_1_pending_key(partition: u32, position: u64, event_id: &str) -> Vec<u8
     key
 }
 
+/// The format 1 key holding a partition key's last position.
+fn format_1_keyseq_key(partition_key: &str) -> Vec<u8> {
+    let mut key = vec![0x20];
+    for part in [EVENT, "keyseq", partition_key] {
+        put_str(&mut key, part, Direction::Asc);
+    }
+    key
+}
+
 /// Rewrites every pending event of `db` in the format 1 layout, drops the ready marks and
 /// records format 1, as tito 0.3 left a database.
 async fn downgrade_to_format_1(db: &Db) {
@@ -39,6 +48,9 @@ async fn downgrade_to_format_1(db: &Db) {
     for (key, _) in tx.scan(ready, 1_000).await.unwrap() {
         tx.delete(key).await.unwrap();
     }
+    tx.put(format_1_keyseq_key("old-a"), 7u64.to_be_bytes().to_vec())
+        .await
+        .unwrap();
     tx.put(tito::keyspace::format_key(), 1u32.to_be_bytes().to_vec())
         .await
         .unwrap();
@@ -61,6 +73,8 @@ async fn a_format_1_queue_is_upgraded_on_open_and_delivered_in_order() {
         stored,
         Some(tito::keyspace::FORMAT_VERSION.to_be_bytes().to_vec())
     );
+    let keyseq = format.get(&format_1_keyseq_key("old-a")).await.unwrap();
+    assert_eq!(keyseq, None, "format 1 positions are dropped");
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     let log = Log::default();
     let worker = {

@@ -125,7 +125,7 @@ pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
             );
             tx.put(key, encode_event(&event)?).await?;
             tx.put(
-                keys::keyseq_key(EVENT_TYPE, &post.id),
+                keys::ready_key(EVENT_TYPE, DEFAULT_GROUP, partition, &post.id),
                 now.to_be_bytes().to_vec(),
             )
             .await?;

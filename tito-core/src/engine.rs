@@ -9,7 +9,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::{Published, PublishedKeys};
+use crate::event::{PublishedKeys, QueueHub};
 use crate::keyspace::{self, FORMAT_VERSION};
 use crate::txn::{RetryPolicy, TitoTransaction};
 
@@ -17,7 +17,7 @@ use crate::txn::{RetryPolicy, TitoTransaction};
 #[derive(Clone, Debug)]
 pub struct TitoEngine<B: Backend = Embedded> {
     backend: B,
-    published: Arc<Published>,
+    queue: Arc<QueueHub>,
 }
 
 impl<B: Backend> TitoEngine<B> {
@@ -25,7 +25,7 @@ impl<B: Backend> TitoEngine<B> {
     pub async fn new(backend: B) -> Result<Self> {
         let engine = TitoEngine {
             backend,
-            published: Arc::default(),
+            queue: Arc::default(),
         };
         engine.check_format().await?;
         Ok(engine)
@@ -93,14 +93,14 @@ impl<B: Backend> TitoEngine<B> {
     /// Begins a transaction of the given kind.
     pub async fn begin_with(&self, kind: TxKind) -> Result<TitoTransaction<B>> {
         let tx = self.backend.begin(kind).await?;
-        Ok(TitoTransaction::new(tx, kind, self.published.clone()))
+        Ok(TitoTransaction::new(tx, kind, self.queue.clone()))
     }
 
     /// A receiver of the partition keys of the events of `event_type` that each transaction
     /// begun on this engine (or a clone of it) commits: queue workers read those keys at once.
     /// Events committed through other engines or processes are found by polling.
     pub fn published(&self, event_type: &str) -> broadcast::Receiver<PublishedKeys> {
-        self.published.subscribe(event_type)
+        self.queue.subscribe(event_type)
     }
 
     /// A consistent read-only snapshot of the database.

@@ -205,19 +205,23 @@ fn decode_position(key: &[u8], bytes: Option<&[u8]>) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// Gives the next position of `partition_key` for `event_type`, due no earlier than `due`, and
-/// records it in `tx`.
+/// The next position of `partition_key` for consumer group `group` of `event_type`, due no
+/// earlier than `due`: after the key's pending events in the group. [`enqueue_for`] records it.
 pub async fn claim_position<B: Backend>(
     tx: &TitoTransaction<B>,
     event_type: &str,
+    group: &str,
     partition_key: &str,
     due: u64,
 ) -> Result<u64> {
-    let key = queue::keyseq_key(event_type, partition_key);
+    let key = queue::ready_key(
+        event_type,
+        group,
+        partition_of(partition_key),
+        partition_key,
+    );
     let last = decode_position(&key, tx.get(&key).await?.as_deref())?;
-    let position = next_position(last, due);
-    tx.put(key, position.to_be_bytes().to_vec()).await?;
-    Ok(position)
+    Ok(next_position(last, due))
 }
 
 /// Writes `event` as pending for consumer group `group` at its position (`run_at`), with the
@@ -237,13 +241,28 @@ pub type PublishedKeys = Arc<[(u32, String)]>;
 /// How many announcements a slow receiver may fall behind before it is told it lagged.
 const ANNOUNCED: usize = 4_096;
 
-/// Announces committed events to the workers of this process, per event type.
+/// What an engine shares with its transactions about the queue: announcements of committed
+/// events to the workers of this process, and the consumer groups publishes last saw per event
+/// type (so they read the groups' ready marks in the same round trip as the registry).
 #[derive(Debug, Default)]
-pub(crate) struct Published {
+pub(crate) struct QueueHub {
     senders: Mutex<HashMap<String, broadcast::Sender<PublishedKeys>>>,
+    groups: Mutex<HashMap<String, Vec<String>>>,
 }
 
-impl Published {
+impl QueueHub {
+    /// The consumer groups of `event_type` last seen (at first, the default group alone).
+    pub fn groups(&self, event_type: &str) -> Vec<String> {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        (groups.get(event_type)).map_or_else(|| vec![DEFAULT_GROUP.to_string()], Clone::clone)
+    }
+
+    /// Records the consumer groups of `event_type` a publish read.
+    pub fn remember_groups(&self, event_type: &str, seen: &[String]) {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.insert(event_type.to_string(), seen.to_vec());
+    }
+
     fn sender(&self, event_type: &str) -> broadcast::Sender<PublishedKeys> {
         let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
         senders
@@ -265,8 +284,9 @@ impl Published {
 }
 
 /// Writes the encoded `event` and its key's ready mark for `group`. The mark holds the key's
-/// latest position: a worker removes it only while it still holds the position it has handled
-/// up to, so a later event always leaves its key marked.
+/// latest position: publishes of a key read and write it, so they conflict and their positions
+/// follow their commit order; a worker removes it only while it still holds the position it
+/// has handled up to, so a later event always leaves its key marked.
 async fn write_pending<B: Backend>(
     tx: &TitoTransaction<B>,
     group: &str,
@@ -277,10 +297,7 @@ async fn write_pending<B: Backend>(
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
     tx.put(key, value).await?;
     tx.published(t, p, pk);
-    // Publishes of one key conflict on its position already. A worker removing the mark reads
-    // it, so a publish committing meanwhile fails the removal, never the publish (the later
-    // commit wins); TiKV checks every write, so there a removal may fail the publish instead.
-    tx.put_unchecked(
+    tx.put(
         queue::ready_key(t, group, p, pk),
         event.run_at.to_be_bytes().to_vec(),
     )
@@ -321,22 +338,36 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     let partition = partition_of(&partition_key);
     let created_at = next_timestamp();
     let due = options.run_at_micros.unwrap_or(created_at);
-    let keys: Vec<Vec<u8>> = types
-        .iter()
-        .flat_map(|t| [queue::groups_key(t), queue::keyseq_key(t, &partition_key)])
-        .collect();
-    let found = tx.batch_get(&keys).await?;
-    for ((event_type, keys), found) in types.into_iter().zip(keys.chunks(2)).zip(found.chunks(2)) {
-        let [groups_key, seq_key] = keys else {
-            continue;
-        };
-        let [groups, last] = found else {
-            return Err(TitoError::Backend("a batched read lost keys".into()));
-        };
-        let groups = decode_groups(groups_key, groups.as_deref())?;
-        let position = next_position(decode_position(seq_key, last.as_deref())?, due);
-        tx.put(seq_key.clone(), position.to_be_bytes().to_vec())
-            .await?;
+    // One batched read: each type's group registry, and the key's ready marks in the groups
+    // the type was last seen with. The latest mark is the key's last position.
+    let hub = tx.queue_hub();
+    let hints: Vec<Vec<String>> = types.iter().map(|t| hub.groups(t)).collect();
+    let mut keys = Vec::new();
+    for (event_type, groups) in types.iter().zip(&hints) {
+        keys.push(queue::groups_key(event_type));
+        keys.extend(
+            (groups.iter()).map(|g| queue::ready_key(event_type, g, partition, &partition_key)),
+        );
+    }
+    let mut found = tx.batch_get(&keys).await?.into_iter().zip(keys);
+    for (event_type, hint) in types.into_iter().zip(hints) {
+        let (registry, groups_key) = found.next().unwrap_or_default();
+        let groups = decode_groups(&groups_key, registry.as_deref())?;
+        let mut last = None;
+        for (mark, key) in found.by_ref().take(hint.len()) {
+            last = last.max(decode_position(&key, mark.as_deref())?);
+        }
+        if groups != hint {
+            hub.remember_groups(&event_type, &groups);
+            let missing: Vec<Vec<u8>> = (groups.iter())
+                .filter(|g| !hint.contains(g))
+                .map(|g| queue::ready_key(&event_type, g, partition, &partition_key))
+                .collect();
+            for (mark, key) in tx.batch_get(&missing).await?.into_iter().zip(&missing) {
+                last = last.max(decode_position(key, mark.as_deref())?);
+            }
+        }
+        let position = next_position(last, due);
         let event = TitoEvent {
             id: uuid::Uuid::now_v7().to_string(),
             event_type,

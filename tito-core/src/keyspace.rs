@@ -152,8 +152,8 @@ pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)>
 /// | section | rest of the key | value |
 /// |---|---|---|
 /// | `groups` | (none; not per group) | JSON array of the registered groups |
-/// | `keyseq` | `str(partition_key)` | u64 BE: the key's last position |
-/// | `pending` | `u64(partition) u64(position) str(event_id)` | the event |
+/// | `pending` | `u64(partition) str(partition_key) u64(position) str(event_id)` | the event |
+/// | `ready` | `u64(partition) str(partition_key)` | u64 BE: the key's latest position |
 /// | `retry` | `u64(partition) str(park_key) u64(position) str(event_id)` | retry entry |
 /// | `dead` | `u64(partition) u64(position) str(event_id)` | dead letter |
 /// | `lease` | `u64(partition)` | partition lease |
@@ -202,13 +202,6 @@ pub mod queue {
     /// The key listing the consumer groups of an event type.
     pub fn groups_key(event_type: &str) -> Vec<u8> {
         type_prefix(event_type, "groups")
-    }
-
-    /// The key holding the last position given to an event of `partition_key`.
-    pub fn keyseq_key(event_type: &str, partition_key: &str) -> Vec<u8> {
-        let mut key = type_prefix(event_type, "keyseq");
-        codec::put_str(&mut key, partition_key, Direction::Asc);
-        key
     }
 
     fn partition_prefix(event_type: &str, group: &str, section: &str, partition: u32) -> Vec<u8> {
@@ -472,7 +465,6 @@ pub mod queue {
             assert!(!a.contains(&pending_key("user", "ab", 0, "k", 0, "")));
             assert!(!a.contains(&ready_key("user", "a", 0, "k")));
             assert!(!a.contains(&retry_key("user", "a", 0, "k", 0, "")));
-            assert!(!KeyRange::prefix(&groups_key("user")).contains(&keyseq_key("user", "k")));
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::Published;
+use crate::event::QueueHub;
 
 /// The largest key tito writes; TiKV's default limit is 8 KiB.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
@@ -31,8 +31,8 @@ struct Shared<B: Backend> {
     /// Set when the backend reported a retryable conflict during the transaction, so that the
     /// retrying runner can retry even when the closure mapped the error to its own type.
     saw_conflict: AtomicBool,
-    /// Where workers learn that events were committed.
-    published: Arc<Published>,
+    /// The engine's queue state: announcements to workers, groups seen by publishes.
+    queue: Arc<QueueHub>,
     /// The keys of the events this transaction wrote, per event type, announced once it
     /// commits.
     events: std::sync::Mutex<HashMap<String, Vec<(u32, String)>>>,
@@ -55,16 +55,21 @@ impl<B: Backend> std::fmt::Debug for TitoTransaction<B> {
 }
 
 impl<B: Backend> TitoTransaction<B> {
-    pub(crate) fn new(tx: B::Tx, kind: TxKind, published: Arc<Published>) -> Self {
+    pub(crate) fn new(tx: B::Tx, kind: TxKind, queue: Arc<QueueHub>) -> Self {
         TitoTransaction {
             shared: Arc::new(Shared {
                 kind,
                 state: Mutex::new(Some(tx)),
                 saw_conflict: AtomicBool::new(false),
-                published,
+                queue,
                 events: std::sync::Mutex::default(),
             }),
         }
+    }
+
+    /// The engine's queue state.
+    pub(crate) fn queue_hub(&self) -> &QueueHub {
+        &self.shared.queue
     }
 
     /// Records that this transaction wrote an event of `event_type` for `partition_key`, to
@@ -75,7 +80,10 @@ impl<B: Backend> TitoTransaction<B> {
             Some(keys) => keys,
             None => events.entry(event_type.to_string()).or_default(),
         };
-        if keys.last().is_none_or(|(p, k)| *p != partition || k != partition_key) {
+        if keys
+            .last()
+            .is_none_or(|(p, k)| *p != partition || k != partition_key)
+        {
             keys.push((partition, partition_key.to_string()));
         }
     }
@@ -131,17 +139,6 @@ impl<B: Backend> TitoTransaction<B> {
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
         let result = tx.put(key, value).await;
-        self.note(result)
-    }
-
-    /// Sets `key` to `value` where a concurrent writer of the key need not conflict (see
-    /// [`BackendTx::put_unchecked`]).
-    pub(crate) async fn put_unchecked(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        check_len("key", key.len(), MAX_KEY_LEN)?;
-        self.writable()?;
-        let mut state = self.shared.state.lock().await;
-        let tx = active(&mut state)?;
-        let result = tx.put_unchecked(key, value).await;
         self.note(result)
     }
 
@@ -203,7 +200,7 @@ impl<B: Backend> TitoTransaction<B> {
                 &mut *(self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner),
             );
             for (event_type, keys) in events {
-                self.shared.published.announce(&event_type, keys);
+                self.shared.queue.announce(&event_type, keys);
             }
         }
         self.note(result)

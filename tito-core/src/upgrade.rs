@@ -1,10 +1,12 @@
 //! Upgrades of databases written in an older format, run when an engine opens one.
 //!
-//! Format 1 stored pending events per partition in position order; format 2 stores them per
-//! partition key, with a ready mark per key that workers read to find work (see
-//! `keyspace::queue::ready_key`). The upgrade moves each pending event to its new key and marks
-//! its key, a page per transaction, so it is safe to interrupt and to run from several processes
-//! at once: moved entries no longer match, and a page moved twice writes the same bytes.
+//! Format 1 stored pending events per partition in position order, and each partition key's
+//! last position under `keyseq`; format 2 stores pending events per partition key, with a ready
+//! mark per key holding its latest position, which workers read to find work (see
+//! `keyspace::queue::ready_key`). The upgrade moves each pending event to its new key, marks
+//! its key and drops the `keyseq` entries, a page per transaction, so it is safe to interrupt
+//! and to run from several processes at once: moved entries no longer match, and a page moved
+//! twice writes the same bytes.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +36,20 @@ struct OldPending {
     partition: u32,
     position: u64,
     event_id: String,
+}
+
+/// Whether `key` is a format 1 `keyseq` entry: event type, then the section.
+fn is_old_keyseq(key: &[u8]) -> bool {
+    let Some(rest) = key.get(1..) else {
+        return false;
+    };
+    let Ok((KeyValue::Str(_), used)) = codec::take_value(rest, Direction::Asc) else {
+        return false;
+    };
+    matches!(
+        rest.get(used..).map(|rest| codec::take_value(rest, Direction::Asc)),
+        Some(Ok((KeyValue::Str(section), _))) if section == "keyseq"
+    )
 }
 
 fn parse_old_pending(key: &[u8]) -> Option<OldPending> {
@@ -74,15 +90,22 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
             start: key_after(last),
             end: range.end.clone(),
         };
+        let keyseq: Vec<Vec<u8>> = (rows.iter())
+            .filter(|(key, _)| is_old_keyseq(key))
+            .map(|(key, _)| key.clone())
+            .collect();
         let old: Vec<_> = rows
             .into_iter()
             .filter_map(|(key, value)| parse_old_pending(&key).map(|old| (key, old, value)))
             .collect();
-        if !old.is_empty() {
+        if !old.is_empty() || !keyseq.is_empty() {
             engine
                 .transaction_with_retry(RetryPolicy::default(), |tx| {
-                    let old = &old;
+                    let (old, keyseq) = (&old, &keyseq);
                     async move {
+                        for key in keyseq {
+                            tx.delete(key.clone()).await?;
+                        }
                         let mut marks: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
                         for (key, entry, value) in old {
                             let moved = match decode_event(key, value) {

@@ -188,7 +188,14 @@ async fn replay<B: Backend>(tx: &TitoTransaction<B>, dead: &DeadLetter) -> Resul
     }
     tx.delete(key).await?;
     let now = micros_since_epoch(SystemTime::now());
-    event.run_at = event::claim_position(tx, &event.event_type, &event.partition_key, now).await?;
+    event.run_at = event::claim_position(
+        tx,
+        &event.event_type,
+        &dead.group,
+        &event.partition_key,
+        now,
+    )
+    .await?;
     event::enqueue_for(tx, &dead.group, &event).await?;
     Ok(true)
 }

@@ -135,10 +135,6 @@ impl BackendTx for AnyTx {
         dispatch!(AnyTx, self, tx => tx.put(key, value).await)
     }
 
-    async fn put_unchecked(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        dispatch!(AnyTx, self, tx => tx.put_unchecked(key, value).await)
-    }
-
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         dispatch!(AnyTx, self, tx => tx.delete(key).await)
     }

@@ -131,11 +131,6 @@ impl<T: BackendTx> BackendTx for CountingTx<T> {
         self.inner.put(key, value).await
     }
 
-    async fn put_unchecked(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        bump(&self.counters.write);
-        self.inner.put_unchecked(key, value).await
-    }
-
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         bump(&self.counters.write);
         self.inner.delete(key).await

@@ -366,11 +366,6 @@ impl<T: BackendTx> BackendTx for FaultyTx<T> {
         self.inner.put(key, value).await
     }
 
-    async fn put_unchecked(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.shared.check(CallKind::Write).await?;
-        self.inner.put_unchecked(key, value).await
-    }
-
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         self.shared.check(CallKind::Write).await?;
         self.inner.delete(key).await

@@ -136,17 +136,6 @@ pub trait BackendTx: Send + Sync + 'static {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
-    /// Sets `key` to `value` without making a concurrent writer of the key conflict where the
-    /// engine allows it: the later commit wins. Engines that always detect write-write
-    /// conflicts (TiKV) treat it as [`put`](BackendTx::put).
-    fn put_unchecked(
-        &mut self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.put(key, value)
-    }
-
     /// Removes `key`.
     fn delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 

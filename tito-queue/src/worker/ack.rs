@@ -7,9 +7,9 @@
 //! taken cannot acknowledge. Then it applies the task's writes by exact key (deleting handled
 //! events, moving failed ones to the retry area or the dead letters) and advances the
 //! checkpoint. Nothing is scanned here: on the embedded backend a scanned range would conflict
-//! with every publish. Nor does it read a ready mark, which publishes write: sweeps remove the
-//! marks of keys left without pending events in a transaction of their own (see [`retire`]),
-//! whose conflicts with publishes cost nothing but a later retry.
+//! with every publish. Nor does it read a ready mark, which publishes read and write: sweeps
+//! remove the marks of keys left without pending events in transactions of their own (see
+//! `marks`), whose conflicts with publishes cost nothing but a later retry.
 //!
 //! Partition tasks finishing together share one transaction (a group commit, see
 //! [`Acks::submit`]), so a busy worker pays a few round trips per round of batches, not per
@@ -17,7 +17,6 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use tito_core::event::decode_ready;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
 use tokio::sync::oneshot;
@@ -328,52 +327,6 @@ async fn commit_group<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
             for request in group {
                 let _ = request.reply.send(Err(AckError::Store(e.clone())));
             }
-        }
-    }
-}
-
-/// Removes each ready mark of `marks` that still holds its position, in one transaction. It
-/// reads the marks it removes, so a publish committing meanwhile makes it conflict: then the
-/// marks stay, and a later sweep, finding nothing after them, offers them again.
-pub(crate) async fn retire<B: Backend>(
-    rt: &Runtime<B>,
-    marks: &[(Vec<u8>, u64)],
-) -> Result<(), TitoError> {
-    // In small transactions, so that a publish conflicting with one keeps only its few marks.
-    let mut first_error = None;
-    for chunk in marks.chunks(RETIRE_CHUNK) {
-        if let Err(e) = retire_chunk(rt, chunk).await {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// Most ready marks removed in one transaction.
-const RETIRE_CHUNK: usize = 256;
-
-async fn retire_chunk<B: Backend>(
-    rt: &Runtime<B>,
-    marks: &[(Vec<u8>, u64)],
-) -> Result<(), TitoError> {
-    let keys: Vec<Vec<u8>> = marks.iter().map(|(key, _)| key.clone()).collect();
-    let tx = rt.engine.begin().await?;
-    let outcome = async {
-        for ((key, position), found) in marks.iter().zip(tx.batch_get(&keys).await?) {
-            if let Some(bytes) = found
-                && decode_ready(key, &bytes)? == *position
-            {
-                tx.delete(key.clone()).await?;
-            }
-        }
-        Ok(())
-    }
-    .await;
-    match outcome {
-        Ok(()) => tx.commit().await,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
         }
     }
 }

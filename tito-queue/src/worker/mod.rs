@@ -9,6 +9,7 @@
 mod ack;
 mod assign;
 mod lease;
+mod marks;
 mod partition;
 mod retry_area;
 mod runtime;

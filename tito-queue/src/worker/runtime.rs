@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tito_core::{Backend, TitoEngine, TitoError};
 use tito_core::event::PublishedKeys;
+use tito_core::{Backend, TitoEngine, TitoError};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
@@ -104,6 +104,8 @@ impl<B: Backend> Runtime<B> {
                     if let Err(e) = lease::heartbeat(&self, active).await {
                         warn!(error = %e, "queue heartbeat failed");
                     }
+                    // Partitions it acquired are read at once.
+                    next_sweep = Instant::now();
                 }
                 Some(done) = tasks.join_next() => {
                     report(done);

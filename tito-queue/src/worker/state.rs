@@ -80,6 +80,8 @@ impl State {
         self.held.insert(partition, held);
         self.parked.remove(&partition);
         self.keys.remove(&partition);
+        // Its events were announced to nobody here: the next sweep reads all marks.
+        self.hints_lost = true;
     }
 
     /// Forgets `partition` if it is still held with `token` (the lease was lost).
@@ -174,7 +176,9 @@ impl State {
         match progress {
             Some(progress) => {
                 if progress.not_before > 0 {
-                    let at = self.scheduled.map_or(progress.not_before, |at| at.min(progress.not_before));
+                    let at = self
+                        .scheduled
+                        .map_or(progress.not_before, |at| at.min(progress.not_before));
                     self.scheduled = Some(at);
                 }
                 let keys = self.keys.entry(partition).or_default();

@@ -29,17 +29,24 @@ use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::ack::retire;
-use super::lease::now_micros;
+use super::Settings;
+use super::lease::{micros, now_micros};
+use super::marks::{Stale, retire};
 use super::partition;
 use super::runtime::Runtime;
-use super::Settings;
 use super::state::{KeyProgress, State};
 
 /// Most ready marks read per sweep.
 const MARKS: usize = 4_096;
+
+/// How long a key stays marked after its last event was taken off. Removing a mark costs a
+/// commit, and the key's next event then takes a position that may be below the ones already
+/// handled (positions are ordered among a marked key's events only), so the worker forgets the
+/// key's progress and reads it from its first key once more; keeping the marks of recently
+/// busy keys avoids both.
+const MARK_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Due events and ready marks a sweep found in one partition.
 #[derive(Debug, Default)]
@@ -72,7 +79,7 @@ struct Read {
 struct Plan {
     now: u64,
     reads: HashMap<(u32, String), Read>,
-    stale: Vec<(Vec<u8>, u64)>,
+    stale: Vec<Stale>,
 }
 
 impl Plan {
@@ -92,10 +99,16 @@ impl Plan {
             return;
         }
         match mark {
-            // Everything up to the mark was taken off: only the mark is left to remove.
+            // Everything up to the mark was taken off: the mark goes once the key is idle.
             Some(position) if position <= progress.after => {
-                let key = keys::ready_key(&s.event_type, &s.group, id.0, &id.1);
-                self.stale.push((key, position));
+                if position <= self.now.saturating_sub(micros(MARK_IDLE)) {
+                    self.stale.push(Stale {
+                        key: keys::ready_key(&s.event_type, &s.group, id.0, &id.1),
+                        position,
+                        partition: id.0,
+                        partition_key: id.1,
+                    });
+                }
             }
             _ => {
                 let read = Read {
@@ -142,9 +155,13 @@ pub(crate) async fn sweep<B: Backend>(
             .map(|(&p, held)| (p, held.token))
             .collect();
         let (hinted, lost) = state.take_hints(|p| idle.contains_key(&p), now);
-        let retry_due: Vec<u32> = (state.parked.iter())
-            .filter(|(p, parked)| idle.contains_key(p) && parked.values().any(|&due| due <= now))
-            .map(|(&p, _)| p)
+        // Partitions whose parked keys are due, or unknown (dropped after a failed batch): their
+        // task reads the retry area.
+        let retry_due: Vec<u32> = (idle.keys())
+            .filter(|p| {
+                (state.parked.get(p)).is_none_or(|parked| parked.values().any(|&due| due <= now))
+            })
+            .copied()
             .collect();
         (idle, hinted, retry_due, full || lost)
     };
@@ -170,7 +187,9 @@ pub(crate) async fn sweep<B: Backend>(
             (Some((partition, partition_key)), Ok(mark)) => {
                 marked.push((partition, partition_key, mark));
             }
-            _ => warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark"),
+            _ => {
+                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark")
+            }
         }
     }
     let mut work: BTreeMap<u32, Work> = BTreeMap::new();
@@ -211,17 +230,32 @@ pub(crate) async fn sweep<B: Backend>(
     } = plan;
     let reads: Vec<Read> = reads.into_values().collect();
     let unhinted = read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
+    if !stale.is_empty() {
+        // Once its mark goes, a key's next event may take a lower position (positions follow a
+        // key's pending events only): its progress is forgotten first.
+        let mut state = rt.state.lock();
+        for mark in &stale {
+            state.learned(mark.partition, &mark.partition_key, None);
+        }
+    }
     let found = Found { unhinted };
     dispatch(rt, tasks, cursor, work, &idle, permits);
     // Stale marks cost a little on every full sweep until removed, and removing them costs
     // commits: they are removed together, at most once per poll interval, beside the sweeps.
-    if !stale.is_empty() && rt.state.lock().retire_due(s.poll_interval) {
-        let rt = rt.clone();
-        tasks.spawn(async move {
-            if let Err(e) = retire(&rt, &stale).await {
-                debug!(error = %e, "removing ready marks failed; a later sweep retries");
+    if !stale.is_empty() {
+        if rt.state.lock().retire_due(s.poll_interval) {
+            let rt = rt.clone();
+            tasks.spawn(async move { retire(&rt, &stale).await });
+        } else {
+            let mut state = rt.state.lock();
+            for mark in stale {
+                let progress = KeyProgress {
+                    after: mark.position,
+                    not_before: 0,
+                };
+                state.learned(mark.partition, &mark.partition_key, Some(progress));
             }
-        });
+        }
     }
     Ok(found)
 }
@@ -234,7 +268,7 @@ async fn read_keys<B: Backend>(
     reads: Vec<Read>,
     now: u64,
     work: &mut BTreeMap<u32, Work>,
-    stale: &mut Vec<(Vec<u8>, u64)>,
+    stale: &mut Vec<Stale>,
 ) -> Result<bool, TitoError> {
     if reads.is_empty() {
         return Ok(false);
@@ -277,19 +311,31 @@ async fn read_keys<B: Backend>(
             continue;
         }
         if rows.is_empty() {
-            // Nothing pending up to the mark: the mark is stale.
+            // Nothing pending up to the mark: while the mark stays, later events of the key
+            // take later positions, so reads can start after it.
             let Some(mark) = read.mark else {
                 continue;
             };
-            let progress = KeyProgress {
-                after: mark,
-                not_before: 0,
-            };
-            rt.state
-                .lock()
-                .learned(read.partition, &read.partition_key, Some(progress));
-            let key = keys::ready_key(&s.event_type, &s.group, read.partition, &read.partition_key);
-            stale.push((key, mark));
+            if mark <= now.saturating_sub(micros(MARK_IDLE)) {
+                stale.push(Stale {
+                    key: keys::ready_key(
+                        &s.event_type,
+                        &s.group,
+                        read.partition,
+                        &read.partition_key,
+                    ),
+                    position: mark,
+                    partition: read.partition,
+                    partition_key: read.partition_key,
+                });
+            } else {
+                let progress = KeyProgress {
+                    after: mark,
+                    not_before: 0,
+                };
+                let mut state = rt.state.lock();
+                state.learned(read.partition, &read.partition_key, Some(progress));
+            }
             continue;
         }
         let more = rows.len() == limit && due == limit;
