@@ -74,3 +74,96 @@ async fn events_are_acknowledged_in_batches() {
     let budget = if support::on_tikv() { 20 } else { 8 };
     assert!(counts.commit <= budget, "{counts:?}");
 }
+
+/// Starts a worker that does nothing but count, and waits until it holds every partition.
+async fn idle_worker(
+    queue: &Arc<TitoQueue<Counting<AnyBackend>>>,
+    poll: Duration,
+) -> (tito::queue::WorkerHandle, Arc<std::sync::atomic::AtomicU64>) {
+    let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let worker = {
+        let handled = handled.clone();
+        Worker::new(queue.clone(), EVENT)
+            .poll_interval(poll)
+            .idle_poll_interval(poll)
+            .run(move |_| {
+                handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Box::pin(async { Ok(()) })
+            })
+    };
+    wait_until("every partition is held", || async {
+        worker.stats().leases_acquired == u64::from(tito::types::PARTITIONS)
+    })
+    .await;
+    (worker, handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_pays_the_same_few_round_trips_per_look_whatever_it_holds() {
+    let (backend, db) = counting().await;
+    let queue = Arc::new(TitoQueue { engine: db.clone() });
+    let (worker, _) = idle_worker(&queue, Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    backend.take();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = backend.take();
+    worker.shutdown().await.unwrap();
+    // About 50 looks at 20 ms, each a snapshot and one read of the ready marks, and a heartbeat
+    // or so; reading each of the 1024 partitions would be over 50,000 reads.
+    assert!(counts.scan <= 120, "{counts:?}");
+    assert!(counts.round_trips() <= 200, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_commit_wakes_an_idle_worker_at_once() {
+    let (_, db) = counting().await;
+    let queue = Arc::new(TitoQueue { engine: db.clone() });
+    // Polling so rare that only the wake-up can bring the event in time.
+    let (worker, handled) = idle_worker(&queue, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let published = std::time::Instant::now();
+    insert(&db, 1, TitoOptions::with_events(TitoOperation::Insert)).await;
+    wait_until("the event is handled", || async {
+        handled.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(published.elapsed() < Duration::from_secs(10));
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
+    let (backend, db) = counting().await;
+    let model = db.clone().model::<Entry>();
+    for chunk in 0..6u64 {
+        db.transaction(|tx| {
+            let model = model.clone();
+            async move {
+                for n in chunk * 100..(chunk + 1) * 100 {
+                    let entry = Entry {
+                        id: format!("e{n}"),
+                        owner: format!("owner-{}", n % 200),
+                        seq: n,
+                    };
+                    let options = TitoOptions::with_events(TitoOperation::Insert);
+                    model.build_with_options(entry, options, &tx).await?;
+                }
+                Ok::<_, tito::TitoError>(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let queue = Arc::new(TitoQueue { engine: db.clone() });
+    backend.take();
+    let (worker, handled) = idle_worker(&queue, Duration::from_millis(50)).await;
+    wait_until("the backlog is handled", || async {
+        handled.load(std::sync::atomic::Ordering::SeqCst) == 600
+    })
+    .await;
+    let counts = backend.take();
+    worker.shutdown().await.unwrap();
+    // 600 events of 200 keys in about 150 partitions: reads and acknowledgements are batched
+    // across partitions, so this is tens of round trips, not one or more per partition.
+    assert!(counts.round_trips() <= 40, "{counts:?}");
+}

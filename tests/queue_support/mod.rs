@@ -114,7 +114,7 @@ pub fn quick_retry(attempts: u32) -> RetryPolicy {
     }
 }
 
-/// A worker with short leases, heartbeats, polling and deep sweeps.
+/// A worker with short leases, heartbeats and polling.
 pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
     // A lease must outlast several round trips of the heartbeat that renews every held lease in
     // one transaction: on TiKV (a debug build here) a one-second lease churned until
@@ -128,6 +128,7 @@ pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
         .lease_ttl(lease_ttl)
         .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(5))
+        .idle_poll_interval(Duration::from_millis(50))
         .shutdown_timeout(Duration::from_secs(10))
         .retry(quick_retry(5))
         .concurrency(4)

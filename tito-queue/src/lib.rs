@@ -7,8 +7,11 @@
 //! Guarantees:
 //! - **At least once, nothing skipped.** An event stays pending until a handler succeeded for
 //!   it and the acknowledgement committed. There is no high-water mark: a transaction that
-//!   commits late, behind events already handled, is still delivered (within the late window
-//!   by the next sweep, later by the next deep sweep; see `Worker::late_window`).
+//!   commits late, behind events already handled, is still delivered, found through its key's
+//!   ready mark like any other event.
+//! - **Cost that does not grow with partitions or history.** A worker finds work by reading
+//!   the ready marks of the partitions it holds in one read, and reads each marked key from
+//!   just after the last event it handled; commits through its own engine wake it at once.
 //! - **Per-key order.** Events of one partition key are handled one at a time in commit order.
 //!   Partitions run concurrently, up to the worker's concurrency.
 //! - **Failures.** A failing (or panicking) handler is retried with jittered exponential

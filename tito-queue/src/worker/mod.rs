@@ -2,9 +2,10 @@
 //!
 //! A worker consumes one event type for one consumer group. Workers sharing a backend split the
 //! 1024 partitions among themselves through leases stored next to the events (see [`lease`]),
-//! sweep the pending events of the partitions they hold ([`sweep`]), and handle each partition's
-//! events in order on a task of their own ([`partition`]), acknowledging them in fenced
-//! transactions ([`ack`]).
+//! find the keys with due events of the partitions they hold through ready marks and local
+//! announcements ([`sweep`]), and handle each partition's events in order on a task of their own
+//! ([`partition`]), acknowledging them in fenced group commits ([`ack`]) and removing the marks
+//! of keys left idle ([`marks`]).
 
 mod ack;
 mod assign;

@@ -3,11 +3,16 @@
 //!
 //! Work is found through ready marks, not by visiting partitions. Every published event also
 //! writes its partition key's mark (`keys::ready_key`, holding the key's latest position), in
-//! the same transaction; a worker removes a mark only in an acknowledgement that finds it still
-//! holding the position of the key's last event it took off (see `ack`). So a key with pending
-//! events always has a mark, and one read of the marks of all held partitions, usually a short
-//! range, tells where the work is: an idle worker pays the same two round trips (a snapshot and
-//! that read) whatever the number of partitions.
+//! the same transaction; a worker removes a mark only in a transaction that finds it still
+//! holding the position of the key's last event it took off (see `marks`). So a key with
+//! pending events always has a mark, and one read of the marks of all held partitions tells
+//! where the work is: a *full* sweep pays the same two round trips (a snapshot and that read)
+//! whatever the number of partitions.
+//!
+//! Most sweeps need not read the marks: commits through this worker's engine announce their
+//! keys (`TitoEngine::published`), and keys with more events than a sweep read are noted too;
+//! such *hints* are read directly. Full sweeps find what was published elsewhere: every poll
+//! interval while they find such work, backing off to the idle poll interval otherwise.
 //!
 //! Pending events are stored per partition key, in position order, and each partition key's
 //! events are read from just after the last one the worker took off (`KeyProgress`): a sweep
