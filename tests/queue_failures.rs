@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use queue_support::*;
-use tito::KeyRange;
 use tito::queue::DEFAULT_GROUP;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,20 +173,23 @@ async fn a_hung_handler_times_out_and_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
     let (db, queue) = fresh().await;
-    for seq in 0..3 {
-        publish(&db, "owner-a", seq).await.unwrap();
-    }
-    // The first event's stored bytes rot.
     let partition = tito::types::partition_of("owner-a");
-    let prefix =
-        tito::keyspace::queue::pending_key_prefix(EVENT, DEFAULT_GROUP, partition, "owner-a");
+    let garbage_key = tito::keyspace::queue::pending_key(
+        EVENT,
+        DEFAULT_GROUP,
+        partition,
+        "owner-a",
+        1,
+        "garbage",
+    );
     let tx = db.begin().await.unwrap();
-    let first = tx.scan(KeyRange::prefix(&prefix), 1).await.unwrap();
-    let garbage_key = first[0].0.clone();
     tx.put(garbage_key.clone(), b"\x01{not json".to_vec())
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    for seq in 0..2 {
+        publish(&db, "owner-a", seq).await.unwrap();
+    }
     let log = Log::default();
     let worker = {
         let log = log.clone();

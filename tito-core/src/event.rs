@@ -214,7 +214,7 @@ pub async fn claim_position<B: Backend>(
     partition_key: &str,
     due: u64,
 ) -> Result<u64> {
-    let key = queue::last_key(
+    let key = queue::ready_key(
         event_type,
         group,
         partition_of(partition_key),
@@ -231,9 +231,7 @@ pub async fn enqueue_for<B: Backend>(
     group: &str,
     event: &TitoEvent,
 ) -> Result<()> {
-    let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
-    let marked = tx.get(&queue::ready_key(t, group, p, pk)).await?.is_some();
-    write_pending(tx, group, event, encode_event(event)?, marked).await
+    write_pending(tx, group, event, encode_event(event)?).await
 }
 
 /// The partitions and partition keys of the events of one event type that one transaction
@@ -285,90 +283,31 @@ impl QueueHub {
     }
 }
 
-/// Writes the encoded `event` for `group`, with its key's latest position, and its key's ready
-/// mark unless `marked` (the key has pending events, so a mark).
-///
-/// The latest position is read and written by every publish of the key, so publishes of one key
-/// conflict and their positions follow their commit order; it is only ever read by key. The mark
-/// is written only when the key had nothing pending, with the position of the key's first
-/// pending event, so the marks that workers scan change once per busy period of a key, not once
-/// per event. A worker removes both, in a transaction that reads the latest position, only while
-/// it still holds the position it handled up to: a key with pending events always has a mark.
+/// Writes the encoded `event` and its key's ready mark for `group`. The mark holds the key's
+/// latest position: publishes of a key read and write it, so they conflict and their positions
+/// follow their commit order; a worker removes it only while it still holds the position it
+/// has handled up to, so a later event always leaves its key marked.
 async fn write_pending<B: Backend>(
     tx: &TitoTransaction<B>,
     group: &str,
     event: &TitoEvent,
     value: Vec<u8>,
-    marked: bool,
 ) -> Result<()> {
     let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
     tx.put(key, value).await?;
     tx.published(t, p, pk);
-    let position = event.run_at.to_be_bytes().to_vec();
-    tx.put(queue::last_key(t, group, p, pk), position.clone())
-        .await?;
-    if !marked {
-        tx.put(queue::ready_key(t, group, p, pk), position).await?;
-    }
-    Ok(())
+    tx.put(
+        queue::ready_key(t, group, p, pk),
+        event.run_at.to_be_bytes().to_vec(),
+    )
+    .await
 }
 
-/// The position a ready mark or a latest-position key holds.
+/// The position a ready mark holds.
 pub fn decode_ready(key: &[u8], bytes: &[u8]) -> Result<u64> {
     decode_position(key, Some(bytes))?
         .ok_or_else(|| crate::model::record::decode_error(key, "bad ready mark".into()))
-}
-
-/// The latest-position and ready-mark keys of `partition_key` in each of `groups`, in pairs.
-fn key_state_keys(
-    event_type: &str,
-    groups: &[String],
-    partition: u32,
-    partition_key: &str,
-) -> Vec<Vec<u8>> {
-    (groups.iter())
-        .flat_map(|g| {
-            [
-                queue::last_key(event_type, g, partition, partition_key),
-                queue::ready_key(event_type, g, partition, partition_key),
-            ]
-        })
-        .collect()
-}
-
-/// What a publish reads of its partition key: its latest position in any group, and the groups
-/// where it is marked.
-struct KeyState {
-    last: Option<u64>,
-    marked: Vec<String>,
-}
-
-impl KeyState {
-    /// Reads the pairs of [`key_state_keys`] for `groups`.
-    fn read(
-        groups: &[String],
-        mut found: impl Iterator<Item = (Option<Vec<u8>>, Vec<u8>)>,
-    ) -> Result<Self> {
-        let mut state = KeyState {
-            last: None,
-            marked: Vec::new(),
-        };
-        for group in groups {
-            let (last, last_key) = found.next().unwrap_or_default();
-            let (mark, _) = found.next().unwrap_or_default();
-            state.last = state.last.max(decode_position(&last_key, last.as_deref())?);
-            if mark.is_some() {
-                state.marked.push(group.clone());
-            }
-        }
-        Ok(state)
-    }
-
-    fn merge(&mut self, other: KeyState) {
-        self.last = self.last.max(other.last);
-        self.marked.extend(other.marked);
-    }
 }
 
 /// Publishes the events `options` asks for, for every event type `record` declares.
@@ -399,36 +338,36 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     let partition = partition_of(&partition_key);
     let created_at = next_timestamp();
     let due = options.run_at_micros.unwrap_or(created_at);
-    // One batched read: each type's group registry, and the key's latest position and ready
-    // mark in the groups the type was last seen with.
+    // One batched read: each type's group registry, and the key's ready marks in the groups
+    // the type was last seen with. The latest mark is the key's last position.
     let hub = tx.queue_hub();
     let hints: Vec<Vec<String>> = types.iter().map(|t| hub.groups(t)).collect();
     let mut keys = Vec::new();
     for (event_type, groups) in types.iter().zip(&hints) {
         keys.push(queue::groups_key(event_type));
-        keys.extend(key_state_keys(
-            event_type,
-            groups,
-            partition,
-            &partition_key,
-        ));
+        keys.extend(
+            (groups.iter()).map(|g| queue::ready_key(event_type, g, partition, &partition_key)),
+        );
     }
     let mut found = tx.batch_get(&keys).await?.into_iter().zip(keys);
     for (event_type, hint) in types.into_iter().zip(hints) {
         let (registry, groups_key) = found.next().unwrap_or_default();
         let groups = decode_groups(&groups_key, registry.as_deref())?;
-        let mut state = KeyState::read(&hint, found.by_ref().take(2 * hint.len()))?;
+        let mut last = None;
+        for (mark, key) in found.by_ref().take(hint.len()) {
+            last = last.max(decode_position(&key, mark.as_deref())?);
+        }
         if groups != hint {
             hub.remember_groups(&event_type, &groups);
-            let missing: Vec<String> = (groups.iter())
+            let missing: Vec<Vec<u8>> = (groups.iter())
                 .filter(|g| !hint.contains(g))
-                .cloned()
+                .map(|g| queue::ready_key(&event_type, g, partition, &partition_key))
                 .collect();
-            let keys = key_state_keys(&event_type, &missing, partition, &partition_key);
-            let found = tx.batch_get(&keys).await?.into_iter().zip(keys);
-            state.merge(KeyState::read(&missing, found)?);
+            for (mark, key) in tx.batch_get(&missing).await?.into_iter().zip(&missing) {
+                last = last.max(decode_position(key, mark.as_deref())?);
+            }
         }
-        let position = next_position(state.last, due);
+        let position = next_position(last, due);
         let event = TitoEvent {
             id: uuid::Uuid::now_v7().to_string(),
             event_type,
@@ -444,8 +383,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
         };
         let value = encode_event(&event)?;
         for group in &groups {
-            let marked = state.marked.contains(group);
-            write_pending(tx, group, &event, value.clone(), marked).await?;
+            write_pending(tx, group, &event, value.clone()).await?;
         }
     }
     Ok(())

@@ -153,8 +153,7 @@ pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)>
 /// |---|---|---|
 /// | `groups` | (none; not per group) | JSON array of the registered groups |
 /// | `pending` | `u64(partition) str(partition_key) u64(position) str(event_id)` | the event |
-/// | `ready` | `u64(partition) str(partition_key)` | u64 BE: the key's first pending position |
-/// | `last` | `u64(partition) str(partition_key)` | u64 BE: the key's latest position |
+/// | `ready` | `u64(partition) str(partition_key)` | u64 BE: the key's latest position |
 /// | `retry` | `u64(partition) str(park_key) u64(position) str(event_id)` | retry entry |
 /// | `dead` | `u64(partition) u64(position) str(event_id)` | dead letter |
 /// | `lease` | `u64(partition)` | partition lease |
@@ -165,10 +164,9 @@ pub mod queue {
     use super::*;
 
     /// Sections of a consumer group, each one contiguous range.
-    pub const GROUP_SECTIONS: [&str; 10] = [
+    pub const GROUP_SECTIONS: [&str; 9] = [
         "pending",
         "ready",
-        "last",
         "retry",
         "dead",
         "lease",
@@ -290,10 +288,9 @@ pub mod queue {
         }
     }
 
-    /// The key marking a partition key with pending events: written by the event that finds the
-    /// key with none (its value is that event's position, below every pending event of the key),
-    /// removed once the key has none again. Workers find work by reading these marks, one short
-    /// range for all their partitions.
+    /// The key marking a partition key with pending events: written with every event (its value
+    /// is the event's position), removed once the key has none. Workers find work by reading
+    /// these marks, one short range for all their partitions.
     pub fn ready_key(
         event_type: &str,
         group: &str,
@@ -301,14 +298,6 @@ pub mod queue {
         partition_key: &str,
     ) -> Vec<u8> {
         let mut key = partition_prefix(event_type, group, "ready", partition);
-        codec::put_str(&mut key, partition_key, Direction::Asc);
-        key
-    }
-
-    /// The key holding the latest position of a partition key with pending events (or handled
-    /// ones whose mark is not removed yet); read by key only.
-    pub fn last_key(event_type: &str, group: &str, partition: u32, partition_key: &str) -> Vec<u8> {
-        let mut key = partition_prefix(event_type, group, "last", partition);
         codec::put_str(&mut key, partition_key, Direction::Asc);
         key
     }

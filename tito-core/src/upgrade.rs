@@ -2,8 +2,8 @@
 //!
 //! Format 1 stored pending events per partition in position order, and each partition key's
 //! last position under `keyseq`; format 2 stores pending events per partition key, with a ready
-//! mark per key with pending events, which workers read to find work, and its latest position
-//! per group (see `keyspace::queue::ready_key` and `last_key`). The upgrade moves each pending event to its new key, marks
+//! mark per key holding its latest position, which workers read to find work (see
+//! `keyspace::queue::ready_key`). The upgrade moves each pending event to its new key, marks
 //! its key and drops the `keyseq` entries, a page per transaction, so it is safe to interrupt
 //! and to run from several processes at once: moved entries no longer match, and a page moved
 //! twice writes the same bytes.
@@ -106,27 +106,18 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
                         for key in keyseq {
                             tx.delete(key.clone()).await?;
                         }
-                        // Per key: its mark holds its first pending position, its latest-position
-                        // key the last one.
-                        let mut span: BTreeMap<(Vec<u8>, Vec<u8>), (u64, u64)> = BTreeMap::new();
+                        let mut marks: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
                         for (key, entry, value) in old {
                             let moved = match decode_event(key, value) {
                                 Ok(event) => {
-                                    let (t, g, p, pk) = (
+                                    let mark = queue::ready_key(
                                         &entry.event_type,
                                         &entry.group,
                                         entry.partition,
                                         &event.partition_key,
                                     );
-                                    let keys = (
-                                        queue::ready_key(t, g, p, pk),
-                                        queue::last_key(t, g, p, pk),
-                                    );
-                                    let (first, last) = span
-                                        .entry(keys)
-                                        .or_insert((entry.position, entry.position));
-                                    *first = (*first).min(entry.position);
-                                    *last = (*last).max(entry.position);
+                                    let latest = marks.entry(mark).or_default();
+                                    *latest = (*latest).max(entry.position);
                                     queue::pending_key(
                                         &entry.event_type,
                                         &entry.group,
@@ -142,24 +133,16 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
                             tx.put(moved, value.clone()).await?;
                             tx.delete(key.clone()).await?;
                         }
-                        // Earlier pages may have marked the key: a mark never rises, a latest
-                        // position never falls.
-                        let keys: Vec<Vec<u8>> = (span.keys())
-                            .flat_map(|(mark, last)| [mark.clone(), last.clone()])
-                            .collect();
-                        let found = tx.batch_get(&keys).await?;
-                        for (((mark, last), (first, latest)), stored) in
-                            span.into_iter().zip(found.chunks(2))
+                        // A mark holds its key's latest position: never lower one.
+                        let keys: Vec<Vec<u8>> = marks.keys().cloned().collect();
+                        for ((key, position), found) in
+                            marks.into_iter().zip(tx.batch_get(&keys).await?)
                         {
-                            let decode = |key: &[u8], bytes: &Option<Vec<u8>>| {
-                                bytes.as_ref().map(|b| decode_ready(key, b)).transpose()
-                            };
-                            let stored_mark = decode(&mark, &stored[0])?;
-                            let stored_last = decode(&last, &stored[1])?;
-                            let first = stored_mark.map_or(first, |m| m.min(first));
-                            let latest = stored_last.map_or(latest, |l| l.max(latest));
-                            tx.put(mark, first.to_be_bytes().to_vec()).await?;
-                            tx.put(last, latest.to_be_bytes().to_vec()).await?;
+                            let stored =
+                                found.map(|bytes| decode_ready(&key, &bytes)).transpose()?;
+                            if stored.is_none_or(|stored| stored < position) {
+                                tx.put(key, position.to_be_bytes().to_vec()).await?;
+                            }
                         }
                         Ok::<_, crate::error::TitoError>(())
                     }

@@ -1,10 +1,9 @@
 //! Removing the ready marks of keys left without pending events.
 //!
-//! A mark goes, with its key's latest position, only if that position is still the one the
-//! worker handled up to, in a transaction that reads it: a publish committing meanwhile writes
-//! the position and makes the removal conflict, so a key with pending events always keeps its
-//! mark. Marks are removed in small transactions, so that such a conflict keeps only a few of
-//! them, for a later sweep to offer again.
+//! A mark goes only if it still holds the position the sweep saw, in a transaction that reads
+//! it: a publish committing meanwhile rewrites the mark and makes the removal conflict, so a key
+//! with pending events always keeps its mark. Marks are removed in small transactions, so that
+//! such a conflict keeps only a few of them, for a later sweep to offer again.
 
 use tito_core::event::decode_ready;
 use tito_core::{Backend, TitoError};
@@ -16,31 +15,22 @@ use super::state::KeyProgress;
 /// Most ready marks removed in one transaction.
 const CHUNK: usize = 256;
 
-/// The ready mark of a key with nothing pending up to its latest position.
+/// A ready mark with nothing pending up to its position.
 #[derive(Debug, Clone)]
 pub(crate) struct Stale {
     /// The mark's key.
-    pub mark: Vec<u8>,
-    /// The key of the partition key's latest position.
-    pub last: Vec<u8>,
-    /// The latest position the worker saw (and handled up to); `None` if there was none.
-    pub position: Option<u64>,
+    pub key: Vec<u8>,
+    /// The position it held.
+    pub position: u64,
     pub partition: u32,
     pub partition_key: String,
 }
 
-/// Removes each of `stale` whose latest position is unchanged. Once a mark goes, the key's next
-/// event may take a position below the ones handled (positions are ordered among a key's
-/// pending events only): the keys' progress is forgotten before, and given back to those whose
-/// mark stays.
+/// Removes each of `stale` that still holds its position. The caller forgot the keys' progress
+/// before: once a mark goes, the key's next event may take a lower position. Marks that stay
+/// get their progress back.
 pub(crate) async fn retire<B: Backend>(rt: &Runtime<B>, stale: &[Stale]) {
     for chunk in stale.chunks(CHUNK) {
-        {
-            let mut state = rt.state.lock();
-            for mark in chunk {
-                state.learned(mark.partition, &mark.partition_key, None);
-            }
-        }
         let removed = match retire_chunk(rt, chunk).await {
             Ok(removed) => removed,
             Err(e) => {
@@ -50,9 +40,9 @@ pub(crate) async fn retire<B: Backend>(rt: &Runtime<B>, stale: &[Stale]) {
         };
         let mut state = rt.state.lock();
         for (mark, removed) in chunk.iter().zip(removed) {
-            if let (false, Some(after)) = (removed, mark.position) {
+            if !removed {
                 let progress = KeyProgress {
-                    after,
+                    after: mark.position,
                     not_before: 0,
                 };
                 state.learned(mark.partition, &mark.partition_key, Some(progress));
@@ -61,24 +51,23 @@ pub(crate) async fn retire<B: Backend>(rt: &Runtime<B>, stale: &[Stale]) {
     }
 }
 
-/// Removes the marks of `chunk` whose latest position is unchanged, in one transaction; returns
+/// Removes the marks of `chunk` that still hold their positions, in one transaction; returns
 /// which were removed.
 async fn retire_chunk<B: Backend>(
     rt: &Runtime<B>,
     chunk: &[Stale],
 ) -> Result<Vec<bool>, TitoError> {
-    let keys: Vec<Vec<u8>> = chunk.iter().map(|mark| mark.last.clone()).collect();
+    let keys: Vec<Vec<u8>> = chunk.iter().map(|mark| mark.key.clone()).collect();
     let tx = rt.engine.begin().await?;
     let outcome = async {
         let mut removed = Vec::with_capacity(chunk.len());
         for (mark, found) in chunk.iter().zip(tx.batch_get(&keys).await?) {
-            let latest = found
-                .map(|bytes| decode_ready(&mark.last, &bytes))
-                .transpose()?;
-            let unchanged = latest == mark.position;
+            let unchanged = match found {
+                Some(bytes) => decode_ready(&mark.key, &bytes)? == mark.position,
+                None => false,
+            };
             if unchanged {
-                tx.delete(mark.mark.clone()).await?;
-                tx.delete(mark.last.clone()).await?;
+                tx.delete(mark.key.clone()).await?;
             }
             removed.push(unchanged);
         }

@@ -24,7 +24,6 @@ use tracing::{Instrument, debug, debug_span, error, warn};
 
 use super::ack::{ACK_ATTEMPTS, AckBatch, AckError, acknowledge};
 use super::lease::now_micros;
-use super::marks::Stale;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::{KeyProgress, Parked};
@@ -100,7 +99,6 @@ pub(crate) async fn process<B: Backend>(
         parked: Parked::new(),
         batch: AckBatch::default(),
         taken: Vec::new(),
-        drained: Vec::new(),
     };
     let more: Vec<String> = (work.keys.iter())
         .filter(|key| key.more)
@@ -125,18 +123,6 @@ pub(crate) async fn process<B: Backend>(
             for partition_key in &more {
                 state.hint(partition, partition_key);
             }
-            let s = &rt.settings;
-            let drained = (run.taken.iter())
-                .filter(|(partition_key, _)| run.drained.contains(partition_key))
-                .map(|(partition_key, after)| Stale {
-                    mark: keys::ready_key(&s.event_type, &s.group, partition, partition_key),
-                    last: keys::last_key(&s.event_type, &s.group, partition, partition_key),
-                    position: Some(*after),
-                    partition,
-                    partition_key: partition_key.clone(),
-                })
-                .collect();
-            state.retired(drained);
         }
         Ok(()) => {}
         Err(Stop::LeaseLost) => {
@@ -167,9 +153,6 @@ struct PartitionRun<B: Backend> {
     /// Per partition key, the position of its last pending event taken off (handled, parked
     /// or dead-lettered).
     taken: Vec<(String, u64)>,
-    /// Partition keys whose every pending event the sweep read and this task took off: their
-    /// ready marks can go.
-    drained: Vec<String>,
 }
 
 impl<B: Backend> PartitionRun<B> {
@@ -177,12 +160,8 @@ impl<B: Backend> PartitionRun<B> {
         self.load_parked().await?;
         self.handle_due_retries().await?;
         for key in work.keys {
-            let (partition_key, complete) = (key.partition_key.clone(), key.complete);
             if !self.handle_key(key).await? {
                 break;
-            }
-            if complete {
-                self.drained.push(partition_key);
             }
         }
         drop(permit);

@@ -8,8 +8,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::marks::Stale;
-
 /// A lease this worker holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Held {
@@ -51,8 +49,6 @@ pub(crate) struct State {
     pub keys: HashMap<u32, HashMap<String, KeyProgress>>,
     /// When stale ready marks were last removed.
     retired_at: Option<Instant>,
-    /// Stale ready marks waiting to be removed.
-    stale: Vec<Stale>,
     /// Partition keys likely to have due events: published through this worker's engine, or
     /// left with more events than a sweep read. Sweeps read them without reading marks.
     hints: HashSet<(u32, String)>,
@@ -97,22 +93,17 @@ impl State {
         }
     }
 
-    /// Queues stale ready marks for removal.
-    pub fn retired(&mut self, stale: Vec<Stale>) {
-        self.stale.extend(stale);
-    }
-
-    /// The stale ready marks to remove now: all of them, at most once per `every`.
-    pub fn take_retired(&mut self, every: Duration) -> Vec<Stale> {
+    /// Whether stale ready marks may be removed now, at most once per `every`; if so, records
+    /// that they are.
+    pub fn retire_due(&mut self, every: Duration) -> bool {
         let now = Instant::now();
         let due = self
             .retired_at
             .is_none_or(|at| now.duration_since(at) >= every);
-        if !due || self.stale.is_empty() {
-            return Vec::new();
+        if due {
+            self.retired_at = Some(now);
         }
-        self.retired_at = Some(now);
-        std::mem::take(&mut self.stale)
+        due
     }
 
     /// Notes that `partition_key` of `partition` likely has due events.

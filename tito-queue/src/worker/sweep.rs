@@ -1,14 +1,13 @@
 //! The sweep: finds the due events of the partitions this worker holds and hands each
 //! partition's work to a task.
 //!
-//! Work is found through ready marks, not by visiting partitions. The event that finds its
-//! partition key with nothing pending writes the key's mark (`keys::ready_key`, holding its
-//! position, below every pending event of the key), in the same transaction; a worker removes a
-//! mark only in a transaction that finds the key's latest position still the one it handled up
-//! to (see `marks`). So a key with pending events always has a mark, and one read of the marks
-//! of all held partitions tells where the work is: a *full* sweep pays the same two round trips
-//! (a snapshot and that read) whatever the number of partitions, and the marks it reads change
-//! once per busy period of a key, not once per event.
+//! Work is found through ready marks, not by visiting partitions. Every published event also
+//! writes its partition key's mark (`keys::ready_key`, holding the key's latest position), in
+//! the same transaction; a worker removes a mark only in a transaction that finds it still
+//! holding the position of the key's last event it took off (see `marks`). So a key with
+//! pending events always has a mark, and one read of the marks of all held partitions tells
+//! where the work is: a *full* sweep pays the same two round trips (a snapshot and that read)
+//! whatever the number of partitions.
 //!
 //! Most sweeps need not read the marks: commits through this worker's engine announce their
 //! keys (`TitoEngine::published`), and keys with more events than a sweep read are noted too;
@@ -16,8 +15,8 @@
 //! interval while they find such work, backing off to the idle poll interval otherwise.
 //!
 //! Pending events are stored per partition key, in position order, and each partition key's
-//! events are read from just after the last one the worker took off (`KeyProgress`), or from its
-//! mark's position: a sweep steps over no handled event, and an event that commits late, behind events of other keys
+//! events are read from just after the last one the worker took off (`KeyProgress`): a sweep
+//! steps over no handled event, and an event that commits late, behind events of other keys
 //! already handled, is found through its mark like any other. All keys are read in one
 //! multi-range read, so a busy sweep also costs a fixed number of round trips.
 //!
@@ -32,13 +31,13 @@ use std::sync::Arc;
 use tito_core::backend::{KeyRange, KvPair};
 use tito_core::event::decode_ready;
 use tito_core::keyspace::queue as keys;
-use tito_core::{Backend, TitoError, TitoTransaction};
+use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::Settings;
-use super::lease::now_micros;
+use super::lease::{micros, now_micros};
 use super::marks::{Stale, retire};
 use super::partition;
 use super::runtime::Runtime;
@@ -46,6 +45,13 @@ use super::state::{KeyProgress, State};
 
 /// Most ready marks read per sweep.
 const MARKS: usize = 4_096;
+
+/// How long a key stays marked after its last event was taken off. Removing a mark costs a
+/// commit, and the key's next event then takes a position that may be below the ones already
+/// handled (positions are ordered among a marked key's events only), so the worker forgets the
+/// key's progress and reads it from its first key once more; keeping the marks of recently
+/// busy keys avoids both.
+const MARK_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Due events and ready marks a sweep found in one partition.
 #[derive(Debug, Default)]
@@ -61,27 +67,65 @@ pub(crate) struct KeyWork {
     pub rows: Vec<KvPair>,
     /// Whether the read stopped at its limit: the key may have more due events.
     pub more: bool,
-    /// Whether the read saw every pending event of the key: once `rows` are taken off, its mark
-    /// can go.
-    pub complete: bool,
 }
 
 /// A partition key to read.
 struct Read {
     partition: u32,
     partition_key: String,
-    /// The position its ready mark holds, if known: none of its pending events is below.
+    /// The position its ready mark holds, when the sweep read it.
     mark: Option<u64>,
     /// Whether the key was hinted (its events were announced in this process).
     hinted: bool,
     progress: KeyProgress,
 }
 
-impl Read {
-    /// Where the key's pending events start: after the last one taken off, or at its mark.
-    fn from(&self) -> u64 {
-        let after = (self.progress.after > 0).then(|| self.progress.after.saturating_add(1));
-        after.max(self.mark).unwrap_or(0)
+/// The keys a sweep reads, and the stale marks it found.
+struct Plan {
+    now: u64,
+    reads: HashMap<(u32, String), Read>,
+    stale: Vec<Stale>,
+}
+
+impl Plan {
+    /// Plans the read of `partition_key`, whose ready mark holds `mark` if it was read.
+    fn read(
+        &mut self,
+        state: &State,
+        s: &Settings,
+        partition: u32,
+        partition_key: String,
+        mark: Option<u64>,
+        hinted: bool,
+    ) {
+        let progress = state.progress(partition, &partition_key);
+        let id = (partition, partition_key);
+        if progress.not_before > self.now || self.reads.contains_key(&id) {
+            return;
+        }
+        match mark {
+            // Everything up to the mark was taken off: the mark goes once the key is idle.
+            Some(position) if position <= progress.after => {
+                if position <= self.now.saturating_sub(micros(MARK_IDLE)) {
+                    self.stale.push(Stale {
+                        key: keys::ready_key(&s.event_type, &s.group, id.0, &id.1),
+                        position,
+                        partition: id.0,
+                        partition_key: id.1,
+                    });
+                }
+            }
+            _ => {
+                let read = Read {
+                    partition: id.0,
+                    partition_key: id.1.clone(),
+                    mark,
+                    hinted,
+                    progress,
+                };
+                self.reads.insert(id, read);
+            }
+        }
     }
 }
 
@@ -126,19 +170,39 @@ pub(crate) async fn sweep<B: Backend>(
             .collect();
         (idle, hinted, retry_due, full || lost)
     };
-    let nothing = !full && hinted.is_empty() && retry_due.is_empty();
-    if idle.is_empty() || start >= end || nothing {
-        flush_retired(rt, tasks);
+    if idle.is_empty() || start >= end || (!full && hinted.is_empty() && retry_due.is_empty()) {
         return Ok(Found::default());
     }
     let snapshot = rt.engine.snapshot().await?;
-    let marked = if full {
-        read_marks(s, &snapshot, *cursor).await?
+    let marks = if full {
+        let from = (*cursor).clamp(start, end);
+        let ranges = [
+            keys::ready_range(&s.event_type, &s.group, from, end),
+            keys::ready_range(&s.event_type, &s.group, start, from),
+        ];
+        snapshot.scan_many(&ranges, MARKS).await?
     } else {
         Vec::new()
     };
+    let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
+    let mut marked = Vec::new();
+    for (key, value) in marks.into_iter().flatten().take(MARKS) {
+        let parts = keys::ready_key_parts(&key, mark_prefix);
+        match (parts, decode_ready(&key, &value)) {
+            (Some((partition, partition_key)), Ok(mark)) => {
+                marked.push((partition, partition_key, mark));
+            }
+            _ => {
+                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark")
+            }
+        }
+    }
     let mut work: BTreeMap<u32, Work> = BTreeMap::new();
-    let mut reads: HashMap<(u32, String), Read> = HashMap::new();
+    let mut plan = Plan {
+        now,
+        reads: HashMap::new(),
+        stale: Vec::new(),
+    };
     {
         let mut state = rt.state.lock();
         // Still held with the same token, and taken by no task since (only the sweep starts
@@ -153,27 +217,11 @@ pub(crate) async fn sweep<B: Backend>(
             // alone.
             let announced = hinted.contains(&(partition, partition_key.clone()))
                 || state.unhint(partition, &partition_key);
-            plan(
-                &state,
-                now,
-                &mut reads,
-                partition,
-                partition_key,
-                Some(mark),
-                announced,
-            );
+            plan.read(&state, s, partition, partition_key, Some(mark), announced);
         }
         for (partition, partition_key) in hinted {
             if idle(&state, partition) {
-                plan(
-                    &state,
-                    now,
-                    &mut reads,
-                    partition,
-                    partition_key,
-                    None,
-                    true,
-                );
+                plan.read(&state, s, partition, partition_key, None, true);
             }
         }
         for p in retry_due {
@@ -182,129 +230,46 @@ pub(crate) async fn sweep<B: Backend>(
             }
         }
     }
-    let mut reads: Vec<Read> = reads.into_values().collect();
-    find_marks(s, &snapshot, &mut reads).await?;
-    let mut stale = Vec::new();
+    let Plan {
+        reads, mut stale, ..
+    } = plan;
+    let reads: Vec<Read> = reads.into_values().collect();
     let unhinted = read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
-    rt.state.lock().retired(stale);
+    if !stale.is_empty() {
+        // Once its mark goes, a key's next event may take a lower position (positions follow a
+        // key's pending events only): its progress is forgotten first.
+        let mut state = rt.state.lock();
+        for mark in &stale {
+            state.learned(mark.partition, &mark.partition_key, None);
+        }
+    }
+    let found = Found { unhinted };
     dispatch(rt, tasks, cursor, work, &idle, permits);
-    flush_retired(rt, tasks);
-    Ok(Found { unhinted })
-}
-
-/// The ready marks of the held range from `cursor` on, wrapping around: partition, partition
-/// key, position.
-async fn read_marks<B: Backend>(
-    s: &Settings,
-    snapshot: &TitoTransaction<B>,
-    cursor: u32,
-) -> Result<Vec<(u32, String, u64)>, TitoError> {
-    let (start, end) = (s.partitions.start, s.partitions.end);
-    let from = cursor.clamp(start, end);
-    let ranges = [
-        keys::ready_range(&s.event_type, &s.group, from, end),
-        keys::ready_range(&s.event_type, &s.group, start, from),
-    ];
-    let prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
-    let mut marked = Vec::new();
-    for (key, value) in snapshot
-        .scan_many(&ranges, MARKS)
-        .await?
-        .into_iter()
-        .flatten()
-    {
-        match (
-            keys::ready_key_parts(&key, prefix),
-            decode_ready(&key, &value),
-        ) {
-            (Some((partition, partition_key)), Ok(mark)) if marked.len() < MARKS => {
-                marked.push((partition, partition_key, mark));
-            }
-            (Some(_), Ok(_)) => break,
-            _ => {
-                warn!(key = %tito_core::keyspace::display_key(&key), "ignoring a corrupt ready mark")
+    // Stale marks cost a little on every full sweep until removed, and removing them costs
+    // commits: they are removed together, at most once per poll interval, beside the sweeps.
+    if !stale.is_empty() {
+        if rt.state.lock().retire_due(s.poll_interval) {
+            let rt = rt.clone();
+            tasks.spawn(async move { retire(&rt, &stale).await });
+        } else {
+            let mut state = rt.state.lock();
+            for mark in stale {
+                let progress = KeyProgress {
+                    after: mark.position,
+                    not_before: 0,
+                };
+                state.learned(mark.partition, &mark.partition_key, Some(progress));
             }
         }
     }
-    Ok(marked)
+    Ok(found)
 }
 
-/// Plans the read of `partition_key`, whose ready mark holds `mark` if it was read.
-fn plan(
-    state: &State,
-    now: u64,
-    reads: &mut HashMap<(u32, String), Read>,
-    partition: u32,
-    partition_key: String,
-    mark: Option<u64>,
-    hinted: bool,
-) {
-    let progress = state.progress(partition, &partition_key);
-    let id = (partition, partition_key);
-    if progress.not_before > now || reads.contains_key(&id) {
-        return;
-    }
-    let read = Read {
-        partition: id.0,
-        partition_key: id.1.clone(),
-        mark,
-        hinted,
-        progress,
-    };
-    reads.insert(id, read);
-}
-
-/// Reads the marks of the keys to read that know neither their mark nor their progress, so that
-/// they are read from their first pending event; a key without a mark has nothing pending.
-async fn find_marks<B: Backend>(
-    s: &Settings,
-    snapshot: &TitoTransaction<B>,
-    reads: &mut Vec<Read>,
-) -> Result<(), TitoError> {
-    let cold: Vec<usize> = (reads.iter().enumerate())
-        .filter(|(_, r)| r.mark.is_none() && r.progress.after == 0)
-        .map(|(i, _)| i)
-        .collect();
-    if cold.is_empty() {
-        return Ok(());
-    }
-    let marks: Vec<Vec<u8>> = (cold.iter())
-        .map(|&i| {
-            keys::ready_key(
-                &s.event_type,
-                &s.group,
-                reads[i].partition,
-                &reads[i].partition_key,
-            )
-        })
-        .collect();
-    let mut unmarked = HashSet::new();
-    for ((&i, key), found) in cold
-        .iter()
-        .zip(&marks)
-        .zip(snapshot.batch_get(&marks).await?)
-    {
-        match found {
-            Some(bytes) => reads[i].mark = Some(decode_ready(key, &bytes)?),
-            None => {
-                unmarked.insert(i);
-            }
-        }
-    }
-    let mut i = 0;
-    reads.retain(|_| {
-        i += 1;
-        !unmarked.contains(&(i - 1))
-    });
-    Ok(())
-}
-
-/// Reads the pending events of `reads` in one multi-range read and adds the due ones to `work`;
-/// keys found with nothing pending go to `stale`. Returns whether a key that was not hinted had
-/// due events.
+/// Reads the pending events of `reads` in one multi-range read and adds the due ones to `work`.
+/// Returns whether a key that was not hinted had due events.
 async fn read_keys<B: Backend>(
     rt: &Runtime<B>,
-    snapshot: &TitoTransaction<B>,
+    snapshot: &tito_core::TitoTransaction<B>,
     reads: Vec<Read>,
     now: u64,
     work: &mut BTreeMap<u32, Work>,
@@ -319,30 +284,26 @@ async fn read_keys<B: Backend>(
     // with more are hinted for the next sweep, which shares the budget among fewer keys.
     let budget = s.batch_size.saturating_mul(64);
     let limit = (budget / reads.len()).clamp(1, s.batch_size);
-    let ranges: Vec<KeyRange> = (reads.iter())
+    let ranges: Vec<KeyRange> = reads
+        .iter()
         .map(|r| {
-            keys::pending_key_range(
-                &s.event_type,
-                &s.group,
-                r.partition,
-                &r.partition_key,
-                r.from(),
-            )
+            let from = if r.progress.after > 0 {
+                r.progress.after.saturating_add(1)
+            } else {
+                0
+            };
+            keys::pending_key_range(&s.event_type, &s.group, r.partition, &r.partition_key, from)
         })
         .collect();
     let found = snapshot.scan_many(&ranges, limit).await?;
     let prefix = keys::group_prefix(&s.event_type, &s.group, "pending").len();
-    let mut empty = Vec::new();
     for (read, rows) in reads.into_iter().zip(found) {
         let position = |key: &[u8]| keys::pending_key_parts(key, prefix).map(|(_, _, at)| at);
-        let due = (rows.iter())
+        let due = rows
+            .iter()
             .take_while(|(key, _)| position(key).is_none_or(|at| at <= now))
             .count();
-        if rows.is_empty() {
-            empty.push(read);
-            continue;
-        }
-        if due == 0 {
+        if due == 0 && !rows.is_empty() {
             // Not due yet; nor are the key's later events.
             let not_before = rows.first().and_then(|(key, _)| position(key)).unwrap_or(0);
             let progress = KeyProgress {
@@ -354,8 +315,35 @@ async fn read_keys<B: Backend>(
                 .learned(read.partition, &read.partition_key, Some(progress));
             continue;
         }
+        if rows.is_empty() {
+            // Nothing pending up to the mark: while the mark stays, later events of the key
+            // take later positions, so reads can start after it.
+            let Some(mark) = read.mark else {
+                continue;
+            };
+            if mark <= now.saturating_sub(micros(MARK_IDLE)) {
+                stale.push(Stale {
+                    key: keys::ready_key(
+                        &s.event_type,
+                        &s.group,
+                        read.partition,
+                        &read.partition_key,
+                    ),
+                    position: mark,
+                    partition: read.partition,
+                    partition_key: read.partition_key,
+                });
+            } else {
+                let progress = KeyProgress {
+                    after: mark,
+                    not_before: 0,
+                };
+                let mut state = rt.state.lock();
+                state.learned(read.partition, &read.partition_key, Some(progress));
+            }
+            continue;
+        }
         let more = rows.len() == limit && due == limit;
-        let complete = rows.len() < limit && due == rows.len();
         unhinted |= !read.hinted;
         let mut rows = rows;
         rows.truncate(due);
@@ -363,51 +351,9 @@ async fn read_keys<B: Backend>(
             partition_key: read.partition_key,
             rows,
             more,
-            complete,
         });
     }
-    stale.extend(drained(s, snapshot, empty).await?);
     Ok(unhinted)
-}
-
-/// The marks of keys found with nothing pending, with the latest position each was handled up
-/// to: known from the worker's progress, or read in the snapshot.
-async fn drained<B: Backend>(
-    s: &Settings,
-    snapshot: &TitoTransaction<B>,
-    empty: Vec<Read>,
-) -> Result<Vec<Stale>, TitoError> {
-    let stale = |read: &Read, position: Option<u64>| Stale {
-        mark: keys::ready_key(&s.event_type, &s.group, read.partition, &read.partition_key),
-        last: keys::last_key(&s.event_type, &s.group, read.partition, &read.partition_key),
-        position,
-        partition: read.partition,
-        partition_key: read.partition_key.clone(),
-    };
-    let (known, cold): (Vec<Read>, Vec<Read>) = (empty.into_iter())
-        .filter(|r| r.mark.is_some())
-        .partition(|r| r.progress.after > 0);
-    let mut found: Vec<Stale> = (known.iter())
-        .map(|r| stale(r, Some(r.progress.after)))
-        .collect();
-    let last: Vec<Vec<u8>> = (cold.iter())
-        .map(|r| keys::last_key(&s.event_type, &s.group, r.partition, &r.partition_key))
-        .collect();
-    for ((read, key), value) in cold.iter().zip(&last).zip(snapshot.batch_get(&last).await?) {
-        let position = value.map(|bytes| decode_ready(key, &bytes)).transpose()?;
-        found.push(stale(read, position));
-    }
-    Ok(found)
-}
-
-/// Removes the stale marks waiting, at most once per poll interval, beside the sweeps: each
-/// costs little on every full sweep until removed, and removing them costs commits.
-fn flush_retired<B: Backend>(rt: &Arc<Runtime<B>>, tasks: &mut JoinSet<()>) {
-    let stale = rt.state.lock().take_retired(rt.settings.poll_interval);
-    if !stale.is_empty() {
-        let rt = rt.clone();
-        tasks.spawn(async move { retire(&rt, &stale).await });
-    }
 }
 
 /// Starts a task for each partition of `work`; the next full sweep reads marks after the last.
