@@ -167,3 +167,41 @@ async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
     // across partitions, so this is tens of round trips, not one or more per partition.
     assert!(counts.round_trips() <= 40, "{counts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_marked_keys_than_a_sweep_reads_all_drain_without_rereading_the_first_ones() {
+    let (backend, db) = counting().await;
+    let model = db.clone().model::<Entry>();
+    // More than twice as many keys as one full sweep reads (4,096 marks), one event each.
+    for chunk in 0..100u64 {
+        db.transaction(|tx| {
+            let model = model.clone();
+            async move {
+                for n in chunk * 100..(chunk + 1) * 100 {
+                    let entry = Entry {
+                        id: format!("e{n}"),
+                        owner: format!("owner-{n}"),
+                        seq: n,
+                    };
+                    let options = TitoOptions::with_events(TitoOperation::Insert);
+                    model.build_with_options(entry, options, &tx).await?;
+                }
+                Ok::<_, tito::TitoError>(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let queue = Arc::new(TitoQueue { engine: db.clone() });
+    backend.take();
+    let (worker, handled) = idle_worker(&queue, Duration::from_millis(5)).await;
+    wait_until("the backlog is handled", || async {
+        handled.load(std::sync::atomic::Ordering::SeqCst) == 10_000
+    })
+    .await;
+    let counts = backend.take();
+    worker.shutdown().await.unwrap();
+    // A sweep that read the first 4,096 marks again and again would pay a read every 5 ms
+    // until their marks aged out.
+    assert!(counts.scan <= 100, "{counts:?}");
+}

@@ -186,7 +186,15 @@ pub(crate) async fn sweep<B: Backend>(
     };
     let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
     let mut marked = Vec::new();
+    let mut read = 0;
+    // When there are more marks than a sweep reads, the next full sweep goes on after the last
+    // partition read, whether or not this one finds work there.
+    let mut resume = None;
     for (key, value) in marks.into_iter().flatten().take(MARKS) {
+        read += 1;
+        if read == MARKS {
+            resume = keys::partition_in_key(&key, mark_prefix).map(|p| p + 1);
+        }
         let parts = keys::ready_key_parts(&key, mark_prefix);
         match (parts, decode_ready(&key, &value)) {
             (Some((partition, partition_key)), Ok(mark)) => {
@@ -245,6 +253,9 @@ pub(crate) async fn sweep<B: Backend>(
     }
     let found = Found { unhinted };
     dispatch(rt, tasks, cursor, work, &idle, permits);
+    if let Some(next) = resume {
+        *cursor = if next >= end { start } else { next };
+    }
     // Stale marks cost a little on every full sweep until removed, and removing them costs
     // commits: they are removed together, at most once per poll interval, beside the sweeps.
     if !stale.is_empty() {
