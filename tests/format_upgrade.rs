@@ -77,13 +77,7 @@ async fn a_format_1_queue_is_upgraded_on_open_and_delivered_in_order() {
     assert_eq!(keyseq, None, "format 1 positions are dropped");
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     let log = Log::default();
-    let worker = {
-        let log = log.clone();
-        fast(&queue).run(move |event| {
-            log.push(&event);
-            Box::pin(async { Ok(()) })
-        })
-    };
+    let worker = logging_worker(&queue, &log);
     wait_until("the upgraded events are handled", || async {
         log.ids().len() == 6
     })

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use queue_support::*;
 use tito::keyspace::queue as keys;
-use tito::queue::{PartitionConfig, WorkerHandle};
+use tito::queue::PartitionConfig;
 use tito::{KeyRange, RetryPolicy, TitoError, TitoOperation, TitoOptions};
 
 fn random_below(n: u128) -> u64 {
@@ -96,13 +96,7 @@ async fn out_of_order_commits_lose_nothing() {
 async fn an_event_committed_after_later_events_were_handled_is_still_delivered() {
     let (db, queue) = fresh().await;
     let log = Log::default();
-    let worker = {
-        let log = log.clone();
-        fast(&queue).run(move |event| {
-            log.push(&event);
-            Box::pin(async { Ok(()) })
-        })
-    };
+    let worker = logging_worker(&queue, &log);
     // Transaction A takes the earlier position but stays open...
     let model = db.clone().model::<Entry>();
     let slow = db.begin().await.unwrap();
@@ -157,15 +151,6 @@ async fn commit_below_the_floor(db: &Db, queue: &Queue, log: &Log, owner: &str) 
         .await;
     }
     slow.commit().await.unwrap();
-}
-
-/// A worker logging what it handles.
-fn logging_worker(queue: &Arc<Queue>, log: &Log) -> WorkerHandle {
-    let log = log.clone();
-    fast(queue).run(move |event| {
-        log.push(&event);
-        Box::pin(async { Ok(()) })
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

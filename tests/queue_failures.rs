@@ -191,13 +191,7 @@ async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
         publish(&db, "owner-a", seq).await.unwrap();
     }
     let log = Log::default();
-    let worker = {
-        let log = log.clone();
-        fast(&queue).run(move |event| {
-            log.push(&event);
-            Box::pin(async { Ok(()) })
-        })
-    };
+    let worker = logging_worker(&queue, &log);
     wait_until("the events behind the garbage are handled", || async {
         log.ids().len() == 2
     })

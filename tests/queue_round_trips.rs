@@ -75,6 +75,30 @@ async fn events_are_acknowledged_in_batches() {
     assert!(counts.commit <= budget, "{counts:?}");
 }
 
+/// Publishes `events` events over `keys` partition keys, 100 per transaction.
+async fn publish_backlog(db: &TitoEngine<Counting<AnyBackend>>, events: u64, keys: u64) {
+    let model = db.clone().model::<Entry>();
+    for chunk in 0..events.div_ceil(100) {
+        db.transaction(|tx| {
+            let model = model.clone();
+            async move {
+                for n in chunk * 100..((chunk + 1) * 100).min(events) {
+                    let entry = Entry {
+                        id: format!("e{n}"),
+                        owner: format!("owner-{}", n % keys),
+                        seq: n,
+                    };
+                    let options = TitoOptions::with_events(TitoOperation::Insert);
+                    model.build_with_options(entry, options, &tx).await?;
+                }
+                Ok::<_, tito::TitoError>(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+}
+
 /// Starts a worker that does nothing but count, and waits until it holds every partition.
 async fn idle_worker(
     queue: &Arc<TitoQueue<Counting<AnyBackend>>>,
@@ -134,26 +158,7 @@ async fn a_local_commit_wakes_an_idle_worker_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
     let (backend, db) = counting().await;
-    let model = db.clone().model::<Entry>();
-    for chunk in 0..6u64 {
-        db.transaction(|tx| {
-            let model = model.clone();
-            async move {
-                for n in chunk * 100..(chunk + 1) * 100 {
-                    let entry = Entry {
-                        id: format!("e{n}"),
-                        owner: format!("owner-{}", n % 200),
-                        seq: n,
-                    };
-                    let options = TitoOptions::with_events(TitoOperation::Insert);
-                    model.build_with_options(entry, options, &tx).await?;
-                }
-                Ok::<_, tito::TitoError>(())
-            }
-        })
-        .await
-        .unwrap();
-    }
+    publish_backlog(&db, 600, 200).await;
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     backend.take();
     let (worker, handled) = idle_worker(&queue, Duration::from_millis(50)).await;
@@ -171,27 +176,8 @@ async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_marked_keys_than_a_sweep_reads_all_drain_without_rereading_the_first_ones() {
     let (backend, db) = counting().await;
-    let model = db.clone().model::<Entry>();
     // More than twice as many keys as one full sweep reads (4,096 marks), one event each.
-    for chunk in 0..100u64 {
-        db.transaction(|tx| {
-            let model = model.clone();
-            async move {
-                for n in chunk * 100..(chunk + 1) * 100 {
-                    let entry = Entry {
-                        id: format!("e{n}"),
-                        owner: format!("owner-{n}"),
-                        seq: n,
-                    };
-                    let options = TitoOptions::with_events(TitoOperation::Insert);
-                    model.build_with_options(entry, options, &tx).await?;
-                }
-                Ok::<_, tito::TitoError>(())
-            }
-        })
-        .await
-        .unwrap();
-    }
+    publish_backlog(&db, 10_000, 10_000).await;
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     backend.take();
     let (worker, handled) = idle_worker(&queue, Duration::from_millis(5)).await;

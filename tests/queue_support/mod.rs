@@ -134,6 +134,18 @@ pub fn fast<B: Backend>(queue: &Arc<TitoQueue<B>>) -> Worker<B> {
         .concurrency(4)
 }
 
+/// A [`fast`] worker that logs what it handles and succeeds.
+pub fn logging_worker<B: Backend>(
+    queue: &Arc<TitoQueue<B>>,
+    log: &Log,
+) -> tito::queue::WorkerHandle {
+    let log = log.clone();
+    fast(queue).run(move |event| {
+        log.push(&event);
+        Box::pin(async { Ok(()) })
+    })
+}
+
 /// Waits until `check` holds, polling every 10 ms; panics with `what` after 30 s (120 s on
 /// TiKV, where every read is a network round trip).
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
