@@ -169,8 +169,10 @@ async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
     let counts = backend.take();
     worker.shutdown().await.unwrap();
     // 600 events of 200 keys in about 150 partitions: reads and acknowledgements are batched
-    // across partitions, so this is tens of round trips, not one or more per partition.
-    assert!(counts.round_trips() <= 40, "{counts:?}");
+    // across partitions, so this is tens of round trips, not two or more per partition (how
+    // many acknowledgements share a commit depends on timing: 27 alone, up to 66 measured
+    // beside the other tests of this file).
+    assert!(counts.round_trips() <= 100, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,10 @@
 //! publish nothing. The queue crate reads and acknowledges events; this module only writes.
 //!
 //! Every event gets a *position*, its [`TitoEvent::run_at`]: micros since the epoch, strictly
-//! increasing per (event type, partition key) in commit order. Publishing reads and writes the
-//! key's last position, so two concurrent publishes for one key conflict and one retries:
-//! handling in position order is handling in commit order, even with clock skew between
-//! processes.
+//! increasing among its partition key's pending events in commit order. Publishing reads and
+//! writes the key's ready marks, which hold its latest position, so two concurrent publishes
+//! for one key conflict and one retries: handling in position order is handling in commit
+//! order, even with clock skew between processes.
 
 use std::collections::HashMap;
 use std::fmt;

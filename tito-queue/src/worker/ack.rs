@@ -21,6 +21,7 @@ use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
 use tokio::sync::oneshot;
 
+use super::finish;
 use super::lease::{micros, now_micros};
 use super::runtime::Runtime;
 use crate::stored::{Checkpoint, PartitionLease};
@@ -102,22 +103,14 @@ pub(crate) async fn acknowledge<B: Backend>(
         token,
         batch,
     };
-    let outcome = write(rt, tx, std::slice::from_ref(&part)).await;
-    match outcome {
-        Ok((expires_at, held)) if held[0] => {
-            tx.commit().await?;
-            rt.counters.acknowledged(batch.handled, batch.dead_lettered);
-            Ok(expires_at)
-        }
-        Ok(_) => {
-            let _ = tx.rollback().await;
-            Err(AckError::LeaseLost)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e.into())
-        }
-    }
+    let written = match write(rt, tx, std::slice::from_ref(&part)).await {
+        Ok((expires_at, held)) if held[0] => Ok(expires_at),
+        Ok(_) => Err(AckError::LeaseLost),
+        Err(e) => Err(e.into()),
+    };
+    let expires_at = finish(tx, written).await?;
+    rt.counters.acknowledged(batch.handled, batch.dead_lettered);
+    Ok(expires_at)
 }
 
 /// Writes `parts` in `tx`: for each, whether its lease is still held (its writes are skipped
@@ -291,13 +284,7 @@ async fn commit_group<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
                     batch: &r.batch,
                 })
                 .collect();
-            match write(rt, &tx, &parts).await {
-                Ok(written) => tx.commit().await.map(|()| written),
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    Err(e)
-                }
-            }
+            finish(&tx, write(rt, &tx, &parts).await).await
         }
         .await;
         match result {

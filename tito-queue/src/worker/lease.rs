@@ -17,6 +17,7 @@ use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 use tracing::{debug, warn};
 
 use super::assign::assign;
+use super::finish;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::Held;
@@ -290,19 +291,6 @@ async fn apply<B: Backend>(
         }
     }
     Ok(changes)
-}
-
-async fn finish<B: Backend, T>(
-    tx: &TitoTransaction<B>,
-    outcome: Result<T, TitoError>,
-) -> Result<T, TitoError> {
-    match outcome {
-        Ok(value) => tx.commit().await.map(|()| value),
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
 }
 
 fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {

@@ -9,6 +9,7 @@ use tito_core::event::decode_ready;
 use tito_core::{Backend, TitoError};
 use tracing::debug;
 
+use super::finish;
 use super::runtime::Runtime;
 use super::state::KeyProgress;
 
@@ -26,11 +27,18 @@ pub(crate) struct Stale {
     pub partition_key: String,
 }
 
-/// Removes each of `stale` that still holds its position. The caller forgot the keys' progress
-/// before: once a mark goes, the key's next event may take a lower position. Marks that stay
-/// get their progress back.
+/// Removes each of `stale` that still holds its position. Once a mark goes, the key's next event
+/// may take a position below the ones handled (positions are ordered among a key's pending
+/// events only): the keys' progress is forgotten before, and given back to those whose mark
+/// stays.
 pub(crate) async fn retire<B: Backend>(rt: &Runtime<B>, stale: &[Stale]) {
     for chunk in stale.chunks(CHUNK) {
+        {
+            let mut state = rt.state.lock();
+            for mark in chunk {
+                state.learned(mark.partition, &mark.partition_key, None);
+            }
+        }
         let removed = match retire_chunk(rt, chunk).await {
             Ok(removed) => removed,
             Err(e) => {
@@ -74,11 +82,5 @@ async fn retire_chunk<B: Backend>(
         Ok(removed)
     }
     .await;
-    match outcome {
-        Ok(removed) => tx.commit().await.map(|()| removed),
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
+    finish(&tx, outcome).await
 }

@@ -243,14 +243,6 @@ pub(crate) async fn sweep<B: Backend>(
     } = plan;
     let reads: Vec<Read> = reads.into_values().collect();
     let unhinted = read_keys(rt, &snapshot, reads, now, &mut work, &mut stale).await?;
-    if !stale.is_empty() {
-        // Once its mark goes, a key's next event may take a lower position (positions follow a
-        // key's pending events only): its progress is forgotten first.
-        let mut state = rt.state.lock();
-        for mark in &stale {
-            state.learned(mark.partition, &mark.partition_key, None);
-        }
-    }
     let found = Found { unhinted };
     dispatch(rt, tasks, cursor, work, &idle, permits);
     if let Some(next) = resume {
@@ -258,20 +250,9 @@ pub(crate) async fn sweep<B: Backend>(
     }
     // Stale marks cost a little on every full sweep until removed, and removing them costs
     // commits: they are removed together, at most once per poll interval, beside the sweeps.
-    if !stale.is_empty() {
-        if rt.state.lock().retire_due(s.poll_interval) {
-            let rt = rt.clone();
-            tasks.spawn(async move { retire(&rt, &stale).await });
-        } else {
-            let mut state = rt.state.lock();
-            for mark in stale {
-                let progress = KeyProgress {
-                    after: mark.position,
-                    not_before: 0,
-                };
-                state.learned(mark.partition, &mark.partition_key, Some(progress));
-            }
-        }
+    if !stale.is_empty() && rt.state.lock().retire_due(s.poll_interval) {
+        let rt = rt.clone();
+        tasks.spawn(async move { retire(&rt, &stale).await });
     }
     Ok(found)
 }
