@@ -195,6 +195,31 @@ async fn blind_write_write_conflict<B: Backend>(backend: &B) {
     check.rollback().await.unwrap();
 }
 
+/// A single delete removes like a delete, conflicts like one, and a key written again after it
+/// can be single-deleted again (a queue entry's key is reused only after its removal).
+async fn single_delete_removes_and_conflicts<B: Backend>(backend: &B) {
+    let p = prefix();
+    let key = k(&p, b"once");
+    for round in 0..3u8 {
+        put_all(backend, std::slice::from_ref(&key)).await;
+        let mut first = backend.begin(TxKind::Optimistic).await.unwrap();
+        let mut second = backend.begin(TxKind::Optimistic).await.unwrap();
+        first.single_delete(key.clone()).await.unwrap();
+        assert_eq!(first.get(&key).await.unwrap(), None, "round {round}");
+        let range = KeyRange::prefix(&p);
+        assert!(first.scan(range, 10).await.unwrap().is_empty());
+        second.put(key.clone(), vec![round]).await.unwrap();
+        first.commit().await.unwrap();
+        assert!(
+            matches!(second.commit().await, Err(TitoError::Conflict(_))),
+            "a write racing a single delete must conflict"
+        );
+        let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+        assert_eq!(check.get(&key).await.unwrap(), None, "round {round}");
+        check.rollback().await.unwrap();
+    }
+}
+
 async fn read_write_conflict<B: Backend>(backend: &B) {
     let p = prefix();
     put_all(backend, &[k(&p, b"x"), k(&p, b"y")]).await;
@@ -459,6 +484,7 @@ async fn run_all<B: Backend>(backend: &B, serializable: bool) {
     read_your_writes(backend).await;
     rollback_discards(backend).await;
     blind_write_write_conflict(backend).await;
+    single_delete_removes_and_conflicts(backend).await;
     if serializable {
         read_write_conflict(backend).await;
     }
@@ -494,6 +520,7 @@ embedded_checks!(
     read_your_writes,
     rollback_discards,
     blind_write_write_conflict,
+    single_delete_removes_and_conflicts,
     read_write_conflict,
     cancelled_transaction_leaves_nothing,
     read_only_refuses_writes,

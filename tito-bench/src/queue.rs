@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tito_core::backend::{Backend, BackendTx, KeyRange, TxKind};
 use tito_core::event::{
-    DEFAULT_GROUP, TitoEvent, decode_event, encode_event, micros_since_epoch, partition_of,
+    DEFAULT_GROUP, ReadyMark, TitoEvent, decode_event, encode_event, micros_since_epoch,
+    partition_of,
 };
 use tito_core::keyspace::queue as keys;
 use tito_core::{Durability, TitoError, TitoOperation, TitoOptions};
@@ -124,9 +125,13 @@ pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
                 &event.id,
             );
             tx.put(key, encode_event(&event)?).await?;
+            let mark = ReadyMark {
+                first: now,
+                latest: now,
+            };
             tx.put(
                 keys::ready_key(EVENT_TYPE, DEFAULT_GROUP, partition, &post.id),
-                now.to_be_bytes().to_vec(),
+                mark.encode(),
             )
             .await?;
         }
@@ -144,7 +149,7 @@ pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
         }
         for (key, value) in batch {
             decode_event(&key, &value)?;
-            tx.delete(key).await?;
+            tx.single_delete(key).await?;
             handled += 1;
         }
         tx.commit().await?;

@@ -8,9 +8,9 @@
 //!
 //! Every event gets a *position*, its [`TitoEvent::run_at`]: micros since the epoch, strictly
 //! increasing among its partition key's pending events in commit order. Publishing reads and
-//! writes the key's ready marks, which hold its latest position, so two concurrent publishes
-//! for one key conflict and one retries: handling in position order is handling in commit
-//! order, even with clock skew between processes.
+//! writes the key's ready marks ([`ReadyMark`]), which hold its latest position, so two
+//! concurrent publishes for one key conflict and one retries: handling in position order is
+//! handling in commit order, even with clock skew between processes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -195,14 +195,77 @@ pub fn next_position(last: Option<u64>, due: u64) -> u64 {
     }
 }
 
-fn decode_position(key: &[u8], bytes: Option<&[u8]>) -> Result<Option<u64>> {
-    bytes
-        .map(|b| {
-            <[u8; 8]>::try_from(b)
-                .map(u64::from_be_bytes)
-                .map_err(|_| crate::model::record::decode_error(key, "bad key position".into()))
-        })
-        .transpose()
+/// A partition key's ready mark in one consumer group: it exists while the key may have
+/// pending events, and tells where they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyMark {
+    /// No pending event of the key is before it: reads of the key start here, not at its first
+    /// key, so they step over none of the events handled before the mark was set or advanced.
+    pub first: u64,
+    /// The position of the key's latest event.
+    pub latest: u64,
+}
+
+impl ReadyMark {
+    /// The mark once an event at `position` is written under `mark` (`None`: the key had none).
+    pub fn with(mark: Option<ReadyMark>, position: u64) -> ReadyMark {
+        ReadyMark {
+            first: mark.map_or(position, |m| m.first),
+            latest: position,
+        }
+    }
+
+    /// The stored bytes: `first` then `latest`, each a big-endian u64.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.first.to_be_bytes());
+        out.extend_from_slice(&self.latest.to_be_bytes());
+        out
+    }
+
+    /// Decodes a stored mark; a mark of 8 bytes (written before marks held where reads start)
+    /// holds the latest position only, and its key is read from its first key.
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<ReadyMark> {
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        };
+        match (bytes.len(), word(0), word(8)) {
+            (8, Some(latest), _) => Ok(ReadyMark {
+                first: 0,
+                latest: u64::from_be_bytes(latest),
+            }),
+            (16, Some(first), Some(latest)) => Ok(ReadyMark {
+                first: u64::from_be_bytes(first),
+                latest: u64::from_be_bytes(latest),
+            }),
+            _ => Err(crate::model::record::decode_error(
+                key,
+                "bad ready mark".into(),
+            )),
+        }
+    }
+
+    fn read(key: &[u8], bytes: Option<&[u8]>) -> Result<Option<ReadyMark>> {
+        bytes.map(|b| ReadyMark::decode(key, b)).transpose()
+    }
+}
+
+/// The ready mark of `partition_key` in consumer group `group` of `event_type`, read in `tx`.
+async fn read_mark<B: Backend>(
+    tx: &TitoTransaction<B>,
+    event_type: &str,
+    group: &str,
+    partition_key: &str,
+) -> Result<Option<ReadyMark>> {
+    let key = queue::ready_key(
+        event_type,
+        group,
+        partition_of(partition_key),
+        partition_key,
+    );
+    ReadyMark::read(&key, tx.get(&key).await?.as_deref())
 }
 
 /// The next position of `partition_key` for consumer group `group` of `event_type`, due no
@@ -214,14 +277,8 @@ pub async fn claim_position<B: Backend>(
     partition_key: &str,
     due: u64,
 ) -> Result<u64> {
-    let key = queue::ready_key(
-        event_type,
-        group,
-        partition_of(partition_key),
-        partition_key,
-    );
-    let last = decode_position(&key, tx.get(&key).await?.as_deref())?;
-    Ok(next_position(last, due))
+    let mark = read_mark(tx, event_type, group, partition_key).await?;
+    Ok(next_position(mark.map(|m| m.latest), due))
 }
 
 /// Writes `event` as pending for consumer group `group` at its position (`run_at`), with the
@@ -231,7 +288,8 @@ pub async fn enqueue_for<B: Backend>(
     group: &str,
     event: &TitoEvent,
 ) -> Result<()> {
-    write_pending(tx, group, event, encode_event(event)?).await
+    let mark = read_mark(tx, &event.event_type, group, &event.partition_key).await?;
+    write_pending(tx, group, event, encode_event(event)?, mark).await
 }
 
 /// The partitions and partition keys of the events of one event type that one transaction
@@ -283,31 +341,24 @@ impl QueueHub {
     }
 }
 
-/// Writes the encoded `event` and its key's ready mark for `group`. The mark holds the key's
-/// latest position: publishes of a key read and write it, so they conflict and their positions
-/// follow their commit order; a worker removes it only while it still holds the position it
-/// has handled up to, so a later event always leaves its key marked.
+/// Writes the encoded `event` and its key's ready mark for `group`, which was `mark`. The mark
+/// holds the key's latest position: publishes of a key read and write it, so they conflict and
+/// their positions follow their commit order; a worker removes it only while it still holds
+/// the position it has handled up to, so a later event always leaves its key marked.
 async fn write_pending<B: Backend>(
     tx: &TitoTransaction<B>,
     group: &str,
     event: &TitoEvent,
     value: Vec<u8>,
+    mark: Option<ReadyMark>,
 ) -> Result<()> {
     let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
     tx.put(key, value).await?;
     tx.published(t, p, pk);
-    tx.put(
-        queue::ready_key(t, group, p, pk),
-        event.run_at.to_be_bytes().to_vec(),
-    )
-    .await
-}
-
-/// The position a ready mark holds.
-pub fn decode_ready(key: &[u8], bytes: &[u8]) -> Result<u64> {
-    decode_position(key, Some(bytes))?
-        .ok_or_else(|| crate::model::record::decode_error(key, "bad ready mark".into()))
+    let mark = ReadyMark::with(mark, event.run_at);
+    tx.put(queue::ready_key(t, group, p, pk), mark.encode())
+        .await
 }
 
 /// Publishes the events `options` asks for, for every event type `record` declares.
@@ -353,20 +404,25 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     for (event_type, hint) in types.into_iter().zip(hints) {
         let (registry, groups_key) = found.next().unwrap_or_default();
         let groups = decode_groups(&groups_key, registry.as_deref())?;
-        let mut last = None;
-        for (mark, key) in found.by_ref().take(hint.len()) {
-            last = last.max(decode_position(&key, mark.as_deref())?);
+        let mut marks: HashMap<&str, Option<ReadyMark>> = HashMap::new();
+        for (group, (mark, key)) in hint.iter().zip(found.by_ref().take(hint.len())) {
+            marks.insert(group, ReadyMark::read(&key, mark.as_deref())?);
         }
         if groups != hint {
             hub.remember_groups(&event_type, &groups);
-            let missing: Vec<Vec<u8>> = (groups.iter())
-                .filter(|g| !hint.contains(g))
+            let missing: Vec<&String> = groups.iter().filter(|g| !hint.contains(g)).collect();
+            let keys: Vec<Vec<u8>> = (missing.iter())
                 .map(|g| queue::ready_key(&event_type, g, partition, &partition_key))
                 .collect();
-            for (mark, key) in tx.batch_get(&missing).await?.into_iter().zip(&missing) {
-                last = last.max(decode_position(key, mark.as_deref())?);
+            let read = tx.batch_get(&keys).await?;
+            for ((group, mark), key) in missing.into_iter().zip(read).zip(&keys) {
+                marks.insert(group, ReadyMark::read(key, mark.as_deref())?);
             }
         }
+        let last = (groups.iter())
+            .filter_map(|g| marks.get(g.as_str()).copied().flatten())
+            .map(|m| m.latest)
+            .max();
         let position = next_position(last, due);
         let event = TitoEvent {
             id: uuid::Uuid::now_v7().to_string(),
@@ -383,7 +439,8 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
         };
         let value = encode_event(&event)?;
         for group in &groups {
-            write_pending(tx, group, &event, value.clone()).await?;
+            let mark = marks.get(group.as_str()).copied().flatten();
+            write_pending(tx, group, &event, value.clone(), mark).await?;
         }
     }
     Ok(())
@@ -418,6 +475,38 @@ mod tests {
         assert_eq!(next_position(Some(70), 50), 71);
         assert_eq!(next_position(Some(70), 90), 90);
         assert_eq!(next_position(Some(u64::MAX), 1), u64::MAX);
+    }
+
+    #[test]
+    fn ready_marks_round_trip_and_read_older_marks() {
+        let mark = ReadyMark {
+            first: 7,
+            latest: 1 << 40,
+        };
+        assert_eq!(ReadyMark::decode(b"k", &mark.encode()).unwrap(), mark);
+        let older = ReadyMark::decode(b"k", &42u64.to_be_bytes()).unwrap();
+        assert_eq!(
+            older,
+            ReadyMark {
+                first: 0,
+                latest: 42
+            }
+        );
+        assert!(ReadyMark::decode(b"k", &[1, 2, 3]).is_err());
+        assert_eq!(
+            ReadyMark::with(None, 9),
+            ReadyMark {
+                first: 9,
+                latest: 9
+            }
+        );
+        assert_eq!(
+            ReadyMark::with(Some(mark), 1 << 41),
+            ReadyMark {
+                first: 7,
+                latest: 1 << 41
+            }
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)>
 /// |---|---|---|
 /// | `groups` | (none; not per group) | JSON array of the registered groups |
 /// | `pending` | `u64(partition) str(partition_key) u64(position) str(event_id)` | the event |
-/// | `ready` | `u64(partition) str(partition_key)` | u64 BE: the key's latest position |
+/// | `ready` | `u64(partition) str(partition_key)` | `ReadyMark`: where reads start, latest position |
 /// | `retry` | `u64(partition) str(park_key) u64(position) str(event_id)` | retry entry |
 /// | `dead` | `u64(partition) u64(position) str(event_id)` | dead letter |
 /// | `lease` | `u64(partition)` | partition lease |
@@ -289,7 +289,7 @@ pub mod queue {
     }
 
     /// The key marking a partition key with pending events: written with every event (its value
-    /// is the event's position), removed once the key has none. Workers find work by reading
+    /// is an [`event::ReadyMark`](crate::event::ReadyMark)), removed once the key has none. Workers find work by reading
     /// these marks, one short range for all their partitions.
     pub fn ready_key(
         event_type: &str,

@@ -151,6 +151,16 @@ impl<B: Backend> TitoTransaction<B> {
         self.note(result)
     }
 
+    /// Removes `key`, whose every write so far was followed by a removal (a queue entry written
+    /// once): see [`BackendTx::single_delete`].
+    pub async fn single_delete(&self, key: Vec<u8>) -> Result<()> {
+        self.writable()?;
+        let mut state = self.shared.state.lock().await;
+        let tx = active(&mut state)?;
+        let result = tx.single_delete(key).await;
+        self.note(result)
+    }
+
     /// Up to `limit` pairs of `range`, ascending.
     pub async fn scan(&self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         if limit == 0 || range.is_empty() {

@@ -14,7 +14,7 @@ use crate::backend::{Backend, KeyRange, key_after};
 use crate::codec::{self, Direction, KeyValue};
 use crate::engine::TitoEngine;
 use crate::error::Result;
-use crate::event::{decode_event, decode_ready};
+use crate::event::{ReadyMark, decode_event};
 use crate::keyspace::{queue, queue_range};
 use crate::txn::RetryPolicy;
 
@@ -106,7 +106,7 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
                         for key in keyseq {
                             tx.delete(key.clone()).await?;
                         }
-                        let mut marks: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                        let mut marks: BTreeMap<Vec<u8>, ReadyMark> = BTreeMap::new();
                         for (key, entry, value) in old {
                             let moved = match decode_event(key, value) {
                                 Ok(event) => {
@@ -116,8 +116,13 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
                                         entry.partition,
                                         &event.partition_key,
                                     );
-                                    let latest = marks.entry(mark).or_default();
-                                    *latest = (*latest).max(entry.position);
+                                    let at = entry.position;
+                                    let span = marks.entry(mark).or_insert(ReadyMark {
+                                        first: at,
+                                        latest: at,
+                                    });
+                                    span.first = span.first.min(at);
+                                    span.latest = span.latest.max(at);
                                     queue::pending_key(
                                         &entry.event_type,
                                         &entry.group,
@@ -133,15 +138,21 @@ async fn pending_per_key<B: Backend>(engine: &TitoEngine<B>) -> Result<()> {
                             tx.put(moved, value.clone()).await?;
                             tx.delete(key.clone()).await?;
                         }
-                        // A mark holds its key's latest position: never lower one.
+                        // A mark spans its key's pending events: widen a stored one, never
+                        // narrow it.
                         let keys: Vec<Vec<u8>> = marks.keys().cloned().collect();
-                        for ((key, position), found) in
+                        for ((key, span), found) in
                             marks.into_iter().zip(tx.batch_get(&keys).await?)
                         {
-                            let stored =
-                                found.map(|bytes| decode_ready(&key, &bytes)).transpose()?;
-                            if stored.is_none_or(|stored| stored < position) {
-                                tx.put(key, position.to_be_bytes().to_vec()).await?;
+                            let stored = found
+                                .map(|bytes| ReadyMark::decode(&key, &bytes))
+                                .transpose()?;
+                            let mark = stored.map_or(span, |stored| ReadyMark {
+                                first: stored.first.min(span.first),
+                                latest: stored.latest.max(span.latest),
+                            });
+                            if stored != Some(mark) {
+                                tx.put(key, mark.encode()).await?;
                             }
                         }
                         Ok::<_, crate::error::TitoError>(())

@@ -139,6 +139,10 @@ impl BackendTx for AnyTx {
         dispatch!(AnyTx, self, tx => tx.delete(key).await)
     }
 
+    async fn single_delete(&mut self, key: Vec<u8>) -> Result<()> {
+        dispatch!(AnyTx, self, tx => tx.single_delete(key).await)
+    }
+
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         dispatch!(AnyTx, self, tx => tx.scan(range, limit).await)
     }

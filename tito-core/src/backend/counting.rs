@@ -136,6 +136,11 @@ impl<T: BackendTx> BackendTx for CountingTx<T> {
         self.inner.delete(key).await
     }
 
+    async fn single_delete(&mut self, key: Vec<u8>) -> Result<()> {
+        bump(&self.counters.write);
+        self.inner.single_delete(key).await
+    }
+
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         bump(&self.counters.scan);
         self.inner.scan(range, limit).await

@@ -223,7 +223,7 @@ impl EmbeddedTx {
         Ok(value.map_err(storage_error)?.map(|v| v.to_vec()))
     }
 
-    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<()> {
+    fn write(&mut self, key: Vec<u8>, write: Write) -> Result<()> {
         check_key(&key)?;
         let TxState::Write { tx, seen } = &mut self.state else {
             return Err(TitoError::TransactionClosed(
@@ -235,9 +235,11 @@ impl EmbeddedTx {
             tx.contains_key(&self.data, &key).map_err(storage_error)?;
             seen.insert(key.clone());
         }
-        match value {
-            Some(value) => tx.insert(&self.data, key, value),
-            None => tx.remove(&self.data, key),
+        match write {
+            Write::Put(value) => tx.insert(&self.data, key, value),
+            Write::Delete => tx.remove(&self.data, key),
+            // A weak tombstone: flushes and compactions drop it with the one write it shadows.
+            Write::SingleDelete => tx.remove_weak(&self.data, key),
         }
         Ok(())
     }
@@ -266,6 +268,13 @@ impl EmbeddedTx {
     }
 }
 
+/// One buffered write of a transaction.
+enum Write {
+    Put(Vec<u8>),
+    Delete,
+    SingleDelete,
+}
+
 impl BackendTx for EmbeddedTx {
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.read_one(key)
@@ -276,11 +285,15 @@ impl BackendTx for EmbeddedTx {
     }
 
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.write(key, Some(value))
+        self.write(key, Write::Put(value))
     }
 
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
-        self.write(key, None)
+        self.write(key, Write::Delete)
+    }
+
+    async fn single_delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.write(key, Write::SingleDelete)
     }
 
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {

@@ -371,6 +371,11 @@ impl<T: BackendTx> BackendTx for FaultyTx<T> {
         self.inner.delete(key).await
     }
 
+    async fn single_delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.shared.check(CallKind::Write).await?;
+        self.inner.single_delete(key).await
+    }
+
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         self.shared.check(CallKind::Scan).await?;
         self.inner.scan(range, limit).await

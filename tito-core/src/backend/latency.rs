@@ -95,6 +95,10 @@ impl<T: BackendTx> BackendTx for LatencyTx<T> {
         self.inner.delete(key).await
     }
 
+    async fn single_delete(&mut self, key: Vec<u8>) -> Result<()> {
+        self.inner.single_delete(key).await
+    }
+
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
         round_trip(self.rtt).await;
         self.inner.scan(range, limit).await

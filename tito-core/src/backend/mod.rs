@@ -139,6 +139,14 @@ pub trait BackendTx: Send + Sync + 'static {
     /// Removes `key`.
     fn delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
+    /// Removes `key`, whose every write so far was followed by a removal: a backend may drop
+    /// the removal together with the last write when they meet (RocksDB's single delete), so
+    /// reads stop stepping over it long before an ordinary removal would be gone. Defaults to
+    /// [`delete`](Self::delete).
+    fn single_delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
+        self.delete(key)
+    }
+
     /// Up to `limit` pairs of `range` in ascending key order.
     fn scan(
         &mut self,

@@ -47,10 +47,19 @@ impl From<TitoError> for AckError {
     }
 }
 
+/// One write of an acknowledgement.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(Vec<u8>),
+    Delete,
+    /// The removal of a pending event, whose key is written once (`BackendTx::single_delete`).
+    SingleDelete,
+}
+
 /// Writes a partition task has made but not yet acknowledged.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AckBatch {
-    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    writes: Vec<(Vec<u8>, Write)>,
     handled: u64,
     dead_lettered: u64,
     last: Option<(u64, String)>,
@@ -58,11 +67,16 @@ pub(crate) struct AckBatch {
 
 impl AckBatch {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.push((key, Some(value)));
+        self.writes.push((key, Write::Put(value)));
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.writes.push((key, None));
+        self.writes.push((key, Write::Delete));
+    }
+
+    /// Removes a pending event's key.
+    pub fn delete_pending(&mut self, key: Vec<u8>) {
+        self.writes.push((key, Write::SingleDelete));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,10 +167,11 @@ async fn write<B: Backend>(
             expires_at,
         };
         tx.put(lease_key, lease.encode()).await?;
-        for (key, value) in &part.batch.writes {
-            match value {
-                Some(value) => tx.put(key.clone(), value.clone()).await?,
-                None => tx.delete(key.clone()).await?,
+        for (key, write) in &part.batch.writes {
+            match write {
+                Write::Put(value) => tx.put(key.clone(), value.clone()).await?,
+                Write::Delete => tx.delete(key.clone()).await?,
+                Write::SingleDelete => tx.single_delete(key.clone()).await?,
             }
         }
         if let Some((position, id)) = &part.batch.last {

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::assign::assign;
 use super::finish;
+use super::marks;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::Held;
@@ -99,6 +100,9 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
         }
         plan
     };
+    if !plan.release.is_empty() {
+        marks::hand_over(rt, &plan.release).await;
+    }
     let mut result = Ok(());
     for attempt in 1..=ATTEMPTS {
         let tx = rt.engine.begin().await?;

@@ -263,7 +263,7 @@ impl<B: Backend> PartitionRun<B> {
                     next_at: 0,
                     last_error: None,
                 };
-                self.batch.delete(key);
+                self.remove(key);
                 self.batch
                     .put(self.retry_key(&entry.event), entry.encode()?);
                 continue;
@@ -273,6 +273,16 @@ impl<B: Backend> PartitionRun<B> {
             }
         }
         Ok(true)
+    }
+
+    /// Removes an entry taken off: a pending event's key, written once, or a retry entry's.
+    fn remove(&mut self, key: Vec<u8>) {
+        let s = &self.rt.settings;
+        if key.starts_with(&keys::group_prefix(&s.event_type, &s.group, "pending")) {
+            self.batch.delete_pending(key);
+        } else {
+            self.batch.delete(key);
+        }
     }
 
     /// Records that the event of `partition_key` at `position` was taken off.
@@ -290,7 +300,7 @@ impl<B: Backend> PartitionRun<B> {
         error!(partition = self.partition, %error, "undecodable queue entry set aside");
         self.batch
             .put(keys::corrupt_key(&s.event_type, &s.group, &key), value);
-        self.batch.delete(key);
+        self.remove(key);
     }
 
     fn retry_key(&self, event: &TitoEvent) -> Vec<u8> {
@@ -315,7 +325,8 @@ impl<B: Backend> PartitionRun<B> {
         attempts: u32,
         error: String,
     ) -> Result<bool, TitoError> {
-        let s = &self.rt.settings;
+        let rt = self.rt.clone();
+        let s = &rt.settings;
         let now = now_micros();
         self.rt.counters.failed_attempt();
         if attempts >= s.retry.max_attempts {
@@ -335,13 +346,13 @@ impl<B: Backend> PartitionRun<B> {
                 attempts,
                 failed_at: now,
             };
-            self.batch.delete(source);
+            self.remove(source);
             self.batch.put(key, dead.encode()?);
             return Ok(false);
         }
         let retry_key = self.retry_key(&event);
         if source != retry_key {
-            self.batch.delete(source);
+            self.remove(source);
         }
         let delay = s.retry.delay(attempts);
         let next_at = now.saturating_add(super::lease::micros(delay));
@@ -418,8 +429,8 @@ impl<B: Backend> PartitionRun<B> {
     /// Records the handled event: its stored entry goes, the checkpoint advances, and with
     /// retention a copy is kept under `done`.
     fn succeeded(&mut self, event: &TitoEvent, source: &[u8]) -> Result<(), TitoError> {
+        self.remove(source.to_vec());
         let s = &self.rt.settings;
-        self.batch.delete(source.to_vec());
         if s.retention.is_some() {
             let key = keys::done_key(&s.event_type, &s.group, now_micros(), &event.id);
             self.batch.put(key, encode_event(event)?);

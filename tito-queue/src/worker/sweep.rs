@@ -2,8 +2,8 @@
 //! partition's work to a task.
 //!
 //! Work is found through ready marks, not by visiting partitions. Every published event also
-//! writes its partition key's mark (`keys::ready_key`, holding the key's latest position), in
-//! the same transaction; a worker removes a mark only in a transaction that finds it still
+//! writes its partition key's mark (`keys::ready_key`, a `ReadyMark`: the key's latest position
+//! and where its pending events begin), in the same transaction; a worker removes a mark only in a transaction that finds it still
 //! holding the position of the key's last event it took off (see `marks`). So a key with
 //! pending events always has a mark, and one read of the marks of all held partitions tells
 //! where the work is: a *full* sweep pays the same two round trips (a snapshot and that read)
@@ -15,10 +15,12 @@
 //! interval while they find such work, backing off to the idle poll interval otherwise.
 //!
 //! Pending events are stored per partition key, in position order, and each partition key's
-//! events are read from just after the last one the worker took off (`KeyProgress`): a sweep
-//! steps over no handled event, and an event that commits late, behind events of other keys
-//! already handled, is found through its mark like any other. All keys are read in one
-//! multi-range read, so a busy sweep also costs a fixed number of round trips.
+//! events are read from just after the last one the worker took off (`KeyProgress`), or, for a
+//! key it knows nothing of yet, from where its mark says they begin: a sweep steps over no
+//! handled event (the mark is advanced when a worker hands its partition over), and an event
+//! that commits late, behind events of other keys already handled, is found through its mark
+//! like any other. All keys are read in one multi-range read, so a busy sweep also costs a
+//! fixed number of round trips.
 //!
 //! Everything is read in a read-only snapshot (a range read in a read-write transaction would
 //! conflict with every publish), and only for partitions without a running task: a partition's
@@ -29,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use tito_core::backend::{KeyRange, KvPair};
-use tito_core::event::decode_ready;
+use tito_core::event::ReadyMark;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::Semaphore;
@@ -73,8 +75,8 @@ pub(crate) struct KeyWork {
 struct Read {
     partition: u32,
     partition_key: String,
-    /// The position its ready mark holds, when the sweep read it.
-    mark: Option<u64>,
+    /// Its ready mark, when the sweep read it.
+    mark: Option<ReadyMark>,
     /// Whether the key was hinted (its events were announced in this process).
     hinted: bool,
     progress: KeyProgress,
@@ -88,14 +90,14 @@ struct Plan {
 }
 
 impl Plan {
-    /// Plans the read of `partition_key`, whose ready mark holds `mark` if it was read.
+    /// Plans the read of `partition_key`, whose ready mark is `mark` if it was read.
     fn read(
         &mut self,
         state: &State,
         s: &Settings,
         partition: u32,
         partition_key: String,
-        mark: Option<u64>,
+        mark: Option<ReadyMark>,
         hinted: bool,
     ) {
         let progress = state.progress(partition, &partition_key);
@@ -105,11 +107,11 @@ impl Plan {
         }
         match mark {
             // Everything up to the mark was taken off: the mark goes once the key is idle.
-            Some(position) if position <= progress.after => {
-                if position <= self.now.saturating_sub(micros(MARK_IDLE)) {
+            Some(mark) if mark.latest <= progress.after => {
+                if mark.latest <= self.now.saturating_sub(micros(MARK_IDLE)) {
                     self.stale.push(Stale {
                         key: keys::ready_key(&s.event_type, &s.group, id.0, &id.1),
-                        position,
+                        mark,
                         partition: id.0,
                         partition_key: id.1,
                     });
@@ -196,7 +198,7 @@ pub(crate) async fn sweep<B: Backend>(
             resume = keys::partition_in_key(&key, mark_prefix).map(|p| p + 1);
         }
         let parts = keys::ready_key_parts(&key, mark_prefix);
-        match (parts, decode_ready(&key, &value)) {
+        match (parts, ReadyMark::decode(&key, &value)) {
             (Some((partition, partition_key)), Ok(mark)) => {
                 marked.push((partition, partition_key, mark));
             }
@@ -235,6 +237,35 @@ pub(crate) async fn sweep<B: Backend>(
         for p in retry_due {
             if idle(&state, p) {
                 work.entry(p).or_default();
+            }
+        }
+    }
+    // A hinted key the worker knows nothing of is read from where its mark says its events
+    // begin, not from its first key.
+    let unknown: Vec<(u32, String)> = (plan.reads.values())
+        .filter(|r| r.mark.is_none() && r.progress.after == 0)
+        .map(|r| (r.partition, r.partition_key.clone()))
+        .collect();
+    if !unknown.is_empty() {
+        let mark_keys: Vec<Vec<u8>> = (unknown.iter())
+            .map(|(p, pk)| keys::ready_key(&s.event_type, &s.group, *p, pk))
+            .collect();
+        let found = snapshot.batch_get(&mark_keys).await?;
+        for ((id, key), bytes) in unknown.into_iter().zip(&mark_keys).zip(found) {
+            let mark = bytes
+                .map(|bytes| ReadyMark::decode(key, &bytes))
+                .transpose();
+            match mark {
+                // No mark: nothing is pending (the announcement came after the mark went).
+                Ok(None) => {
+                    plan.reads.remove(&id);
+                }
+                Ok(Some(mark)) => {
+                    if let Some(read) = plan.reads.get_mut(&id) {
+                        read.mark = Some(mark);
+                    }
+                }
+                Err(e) => warn!(error = %e, "ignoring a corrupt ready mark"),
             }
         }
     }
@@ -279,11 +310,11 @@ async fn read_keys<B: Backend>(
     let ranges: Vec<KeyRange> = reads
         .iter()
         .map(|r| {
-            let from = if r.progress.after > 0 {
-                r.progress.after.saturating_add(1)
-            } else {
-                0
+            let after = match r.progress.after {
+                0 => 0,
+                after => after.saturating_add(1),
             };
+            let from = r.mark.map_or(after, |mark| after.max(mark.first));
             keys::pending_key_range(&s.event_type, &s.group, r.partition, &r.partition_key, from)
         })
         .collect();
@@ -313,7 +344,7 @@ async fn read_keys<B: Backend>(
             let Some(mark) = read.mark else {
                 continue;
             };
-            if mark <= now.saturating_sub(micros(MARK_IDLE)) {
+            if mark.latest <= now.saturating_sub(micros(MARK_IDLE)) {
                 stale.push(Stale {
                     key: keys::ready_key(
                         &s.event_type,
@@ -321,13 +352,13 @@ async fn read_keys<B: Backend>(
                         read.partition,
                         &read.partition_key,
                     ),
-                    position: mark,
+                    mark,
                     partition: read.partition,
                     partition_key: read.partition_key,
                 });
             } else {
                 let progress = KeyProgress {
-                    after: mark,
+                    after: mark.latest,
                     not_before: 0,
                 };
                 let mut state = rt.state.lock();
