@@ -88,6 +88,26 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_go_after_their_retention() {
+    let (db, queue) = fresh().await;
+    let worker = fast(&queue)
+        .retry(quick_retry(1))
+        .dead_letter_retention(std::time::Duration::from_millis(300))
+        .run(|_| Box::pin(async { Err(tito::TitoError::custom("down")) }));
+    for seq in 0..3 {
+        publish(&db, &format!("owner-{seq}"), seq).await.unwrap();
+    }
+    wait_until("all dead", || async { worker.stats().dead_lettered == 3 }).await;
+    wait_until("the dead letters removed", || async {
+        let dead = queue.dead_letters(EVENT, DEFAULT_GROUP, 10).await.unwrap();
+        dead.is_empty()
+    })
+    .await;
+    assert_eq!(backlog(&queue).await, 0);
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_dead_letters_can_be_replayed() {
     let (db, queue) = fresh().await;
     let log = Log::default();

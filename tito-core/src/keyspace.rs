@@ -372,6 +372,19 @@ pub mod queue {
         )
     }
 
+    /// The dead letters of `partition` with positions before `before`.
+    pub fn dead_before_range(
+        event_type: &str,
+        group: &str,
+        partition: u32,
+        before: u64,
+    ) -> KeyRange {
+        let start = partition_prefix(event_type, group, "dead", partition);
+        let mut end = start.clone();
+        codec::put_u64(&mut end, before, Direction::Asc);
+        KeyRange::new(start, end)
+    }
+
     /// The key of a partition's lease.
     pub fn lease_key(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
         partition_prefix(event_type, group, "lease", partition)

@@ -51,7 +51,9 @@ pub use inspect::PartitionLag;
 pub use queue::TitoQueue;
 pub use stored::{Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
 pub use tito_core::event::DEFAULT_GROUP;
-pub use worker::{DEFAULT_HANDLER_RETRY, Worker, WorkerHandle, WorkerStats};
+pub use worker::{
+    DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, Worker, WorkerHandle, WorkerStats,
+};
 
 /// The partitions `[start, end)` a worker takes events from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use super::assign::assign;
 use super::finish;
 use super::marks;
+use super::prune;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::Held;
@@ -133,11 +134,8 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
             debug!(partition = p, error = %e, "renewing a busy lease failed");
         }
     }
-    if active
-        && let Some(keep) = s.retention
-        && let Err(e) = prune_done(rt, now.saturating_sub(micros(keep))).await
-    {
-        warn!(error = %e, "pruning retained queue events failed");
+    if active && let Err(e) = prune::prune(rt, now).await {
+        warn!(error = %e, "pruning retained queue events or dead letters failed");
     }
     result
 }
@@ -342,16 +340,4 @@ async fn renew_one<B: Backend>(
         rt.state.lock().renewed(partition, token, expires_at);
     }
     Ok(())
-}
-
-/// Removes retained handled events older than `before`, a page per heartbeat.
-async fn prune_done<B: Backend>(rt: &Runtime<B>, before: u64) -> Result<(), TitoError> {
-    let s = &rt.settings;
-    let queue = crate::TitoQueue {
-        engine: rt.engine.clone(),
-    };
-    queue
-        .delete_page(keys::done_before_range(&s.event_type, &s.group, before))
-        .await
-        .map(drop)
 }

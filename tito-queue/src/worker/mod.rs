@@ -12,6 +12,7 @@ mod assign;
 mod lease;
 mod marks;
 mod partition;
+mod prune;
 mod retry_area;
 mod runtime;
 mod state;
@@ -66,6 +67,7 @@ pub(crate) struct Settings {
     pub heartbeat: Option<Duration>,
     pub strict: bool,
     pub retention: Option<Duration>,
+    pub dead_letter_retention: Duration,
     pub batch_size: usize,
     pub poll_interval: Duration,
     pub idle_poll_interval: Duration,
@@ -89,6 +91,9 @@ pub const DEFAULT_HANDLER_RETRY: RetryPolicy = RetryPolicy {
     base_delay: Duration::from_millis(100),
     max_delay: Duration::from_secs(60),
 };
+
+/// How long dead letters are kept unless [`Worker::dead_letter_retention`] sets it: 7 days.
+pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Configures and starts a worker: `Worker::new(queue, "user").group("billing").run(handler)`.
 pub struct Worker<B: Backend = Embedded> {
@@ -119,6 +124,7 @@ impl<B: Backend> Worker<B> {
                 heartbeat: None,
                 strict: false,
                 retention: None,
+                dead_letter_retention: DEFAULT_DEAD_LETTER_RETENTION,
                 batch_size: 256,
                 poll_interval: Duration::from_millis(50),
                 idle_poll_interval: Duration::from_millis(500),
@@ -190,6 +196,14 @@ impl<B: Backend> Worker<B> {
     /// them. Without it, handled events are removed when acknowledged.
     pub fn retention(mut self, keep: Duration) -> Self {
         self.settings.retention = Some(keep);
+        self
+    }
+
+    /// Keeps dead letters for `keep` after their event's position (when it was due), then
+    /// removes them; default [`DEFAULT_DEAD_LETTER_RETENTION`], `Duration::MAX` keeps them until
+    /// replayed. Each worker removes those of the partitions it holds.
+    pub fn dead_letter_retention(mut self, keep: Duration) -> Self {
+        self.settings.dead_letter_retention = keep;
         self
     }
 

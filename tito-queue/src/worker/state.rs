@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub keys: HashMap<u32, HashMap<String, KeyProgress>>,
     /// When stale ready marks were last removed.
     retired_at: Option<Instant>,
+    /// When expired dead letters were last looked for.
+    dead_pruned_at: Option<Instant>,
     /// Partition keys likely to have due events: published through this worker's engine, or
     /// left with more events than a sweep read. Sweeps read them without reading marks.
     hints: HashSet<(u32, String)>,
@@ -56,6 +58,17 @@ pub(crate) struct State {
     hints_lost: bool,
     /// The earliest time a key found not due yet becomes due, micros since the epoch.
     scheduled: Option<u64>,
+}
+
+/// Whether something last done at `last` is due again after `every`; if so, records it as done
+/// now.
+fn due_every(last: &mut Option<Instant>, every: Duration) -> bool {
+    let now = Instant::now();
+    let due = last.is_none_or(|at| now.duration_since(at) >= every);
+    if due {
+        *last = Some(now);
+    }
+    due
 }
 
 /// Most hints kept; past it they are dropped for a read of all marks.
@@ -96,14 +109,13 @@ impl State {
     /// Whether stale ready marks may be removed now, at most once per `every`; if so, records
     /// that they are.
     pub fn retire_due(&mut self, every: Duration) -> bool {
-        let now = Instant::now();
-        let due = self
-            .retired_at
-            .is_none_or(|at| now.duration_since(at) >= every);
-        if due {
-            self.retired_at = Some(now);
-        }
-        due
+        due_every(&mut self.retired_at, every)
+    }
+
+    /// Whether expired dead letters may be looked for now, at most once per `every`; if so,
+    /// records that they are.
+    pub fn prune_dead_due(&mut self, every: Duration) -> bool {
+        due_every(&mut self.dead_pruned_at, every)
     }
 
     /// Notes that `partition_key` of `partition` likely has due events.
