@@ -7,9 +7,9 @@ mod queue_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use queue_support::{EVENT, Entry, support, wait_until};
+use queue_support::{EVENT, Entry, Log, logging_worker, support, wait_until};
 use tito::backend::Counting;
-use tito::queue::{TitoQueue, Worker};
+use tito::queue::{DEFAULT_GROUP, ReadyMark, TitoQueue, Worker};
 use tito::{AnyBackend, TitoEngine, TitoOperation, TitoOptions};
 
 async fn counting() -> (Counting<AnyBackend>, TitoEngine<Counting<AnyBackend>>) {
@@ -192,4 +192,48 @@ async fn more_marked_keys_than_a_sweep_reads_all_drain_without_rereading_the_fir
     // A sweep that read the first 4,096 marks again and again would pay a read every 5 ms
     // until their marks aged out.
     assert!(counts.scan <= 100, "{counts:?}");
+}
+
+/// A worker handing its partitions over moves the ready marks of the keys it handled past their
+/// events, so the next holder's first read of a key starts after them, not over their deleted
+/// keys; and the next holder still finds what comes after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_handing_over_moves_the_marks_past_what_it_handled() {
+    let (_, db) = counting().await;
+    let queue = TitoQueue::new(db.clone());
+    for n in 0..5 {
+        insert(&db, n, TitoOptions::with_events(TitoOperation::Insert)).await;
+    }
+    let log = Log::default();
+    let worker = logging_worker(&queue, &log);
+    wait_until("five handled", || async { log.len() == 5 }).await;
+    worker.shutdown().await.unwrap();
+
+    let handled_up_to = (queue.checkpoints(EVENT, DEFAULT_GROUP).await.unwrap())
+        .iter()
+        .map(|c| c.last_position)
+        .max()
+        .unwrap();
+    let partition = tito::types::partition_of("one-key");
+    let key = tito::keyspace::queue::ready_key(EVENT, DEFAULT_GROUP, partition, "one-key");
+    let snapshot = db.snapshot().await.unwrap();
+    let stored = snapshot
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("the key is still marked");
+    let mark = ReadyMark::decode(&key, &stored).unwrap();
+    assert!(
+        mark.first > handled_up_to,
+        "the mark starts at {} after handing over, not after {handled_up_to}",
+        mark.first
+    );
+    assert_eq!(mark.latest, handled_up_to);
+
+    insert(&db, 5, TitoOptions::with_events(TitoOperation::Insert)).await;
+    let next = Log::default();
+    let worker = logging_worker(&queue, &next);
+    wait_until("the next event handled", || async { next.len() == 1 }).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(next.all()[0].seq, 5);
 }

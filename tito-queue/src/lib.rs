@@ -50,7 +50,7 @@ pub use handler::{BoxFuture, HandlerFuture};
 pub use inspect::PartitionLag;
 pub use queue::TitoQueue;
 pub use stored::{Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
-pub use tito_core::event::DEFAULT_GROUP;
+pub use tito_core::event::{DEFAULT_GROUP, ReadyMark};
 pub use worker::{
     DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, Worker, WorkerHandle, WorkerStats,
 };
