@@ -1,11 +1,12 @@
 //! The retrying runner against injected commit failures: a conflict is retried, attempts stop at
 //! the policy's limit with the last conflict, and a commit whose outcome is unknown is never
-//! replayed. The failures are injected over the backend `TITO_TIKV_PD` names (see `support`).
+//! replayed; a backend answering a batched read with too few values is reported, not misread.
+//! The failures are injected over the backend `TITO_TIKV_PD` names (see `support`).
 
 mod support;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,15 +17,18 @@ type Result<T> = std::result::Result<T, TitoError>;
 
 /// The test backend, with commits that fail as told: each commit takes the next scripted
 /// error, after really committing when the error is an unknown outcome (as a lost reply would).
+/// While `short_reads` is set, batched reads drop their last value (a broken backend).
 #[derive(Clone)]
 struct Scripted {
     inner: AnyBackend,
     failures: Arc<Mutex<VecDeque<TitoError>>>,
+    short_reads: Arc<AtomicBool>,
 }
 
 struct ScriptedTx {
     inner: AnyTx,
     failures: Arc<Mutex<VecDeque<TitoError>>>,
+    short_reads: Arc<AtomicBool>,
 }
 
 impl Backend for Scripted {
@@ -34,6 +38,7 @@ impl Backend for Scripted {
         Ok(ScriptedTx {
             inner: self.inner.begin(kind).await?,
             failures: self.failures.clone(),
+            short_reads: self.short_reads.clone(),
         })
     }
 
@@ -47,7 +52,11 @@ impl BackendTx for ScriptedTx {
         self.inner.get(key).await
     }
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
-        self.inner.batch_get(keys).await
+        let mut values = self.inner.batch_get(keys).await?;
+        if self.short_reads.load(Ordering::SeqCst) {
+            values.pop();
+        }
+        Ok(values)
     }
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.inner.put(key, value).await
@@ -81,12 +90,39 @@ impl BackendTx for ScriptedTx {
 }
 
 async fn scripted() -> (TitoEngine<Scripted>, Arc<Mutex<VecDeque<TitoError>>>) {
+    let (db, failures, _) = scripted_with_reads().await;
+    (db, failures)
+}
+
+async fn scripted_with_reads() -> (
+    TitoEngine<Scripted>,
+    Arc<Mutex<VecDeque<TitoError>>>,
+    Arc<AtomicBool>,
+) {
     let failures = Arc::new(Mutex::new(VecDeque::new()));
+    let short_reads = Arc::new(AtomicBool::new(false));
     let backend = Scripted {
         inner: support::backend().await,
         failures: failures.clone(),
+        short_reads: short_reads.clone(),
     };
-    (TitoEngine::new(backend).await.unwrap(), failures)
+    (
+        TitoEngine::new(backend).await.unwrap(),
+        failures,
+        short_reads,
+    )
+}
+
+/// Issue 11, defect 8: callers pair a batched read's values with its keys by position; a short
+/// answer used to panic (`split_at`) or pair values with the wrong keys.
+#[tokio::test]
+async fn a_short_batched_read_is_a_backend_error() {
+    let (db, _, short_reads) = scripted_with_reads().await;
+    short_reads.store(true, Ordering::SeqCst);
+    let tx = db.begin().await.unwrap();
+    let read = tx.batch_get(&[b"a".to_vec(), b"b".to_vec()]).await;
+    assert!(matches!(read, Err(TitoError::Backend(_))), "got {read:?}");
+    tx.rollback().await.unwrap();
 }
 
 const POLICY: RetryPolicy = RetryPolicy {

@@ -87,6 +87,41 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
     assert_eq!(backlog(&queue).await, 0);
 }
 
+/// Issue 11, defect 1: a worker that knows nothing of a partition's parked keys (just started,
+/// rebalanced, or after a failed batch) reads its retry area; an undecodable entry there used to
+/// fail every batch of the partition, so its other keys were never handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_retry_entry_does_not_stop_its_partition() {
+    let (db, queue) = fresh().await;
+    let partition = tito::types::partition_of("owner-a");
+    let parked = same_partition_as("owner-a");
+    let garbage_key =
+        tito::keyspace::queue::retry_key(EVENT, DEFAULT_GROUP, partition, &parked, 1, "garbage");
+    let tx = db.begin().await.unwrap();
+    tx.put(garbage_key.clone(), b"\x01{not json".to_vec())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    publish(&db, "owner-a", 0).await.unwrap();
+    let log = Log::default();
+    let worker = logging_worker(&queue, &log);
+    wait_until("the other key of the partition is handled", || async {
+        log.ids().len() == 1
+    })
+    .await;
+    wait_until("the entry set aside", || async {
+        let set_aside = queue
+            .corrupt_entries(EVENT, DEFAULT_GROUP, 10)
+            .await
+            .unwrap();
+        set_aside == vec![(garbage_key.clone(), b"\x01{not json".to_vec())]
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    let lag = queue.lag(EVENT, DEFAULT_GROUP).await.unwrap();
+    assert_eq!(lag.iter().map(|p| p.retrying).sum::<u64>(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_go_after_their_retention() {
     let (db, queue) = fresh().await;
@@ -231,4 +266,72 @@ async fn an_undecodable_entry_is_set_aside_and_its_partition_keeps_flowing() {
         vec![(garbage_key, b"\x01{not json".to_vec())],
         "kept, bytes intact"
     );
+}
+
+/// Issue 11, defect 8: the longest settings are cut to a year instead of overflowing a clock or
+/// a semaphore; such a worker still handles what its engine publishes and stops when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_settings_neither_panic_nor_stall() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let worker = {
+        let log = log.clone();
+        tito::queue::Worker::new(queue.clone(), EVENT)
+            .concurrency(usize::MAX)
+            .batch_size(usize::MAX)
+            .lease_ttl(std::time::Duration::MAX)
+            .heartbeat(std::time::Duration::MAX)
+            .poll_interval(std::time::Duration::MAX)
+            .idle_poll_interval(std::time::Duration::MAX)
+            .shutdown_timeout(std::time::Duration::MAX)
+            .handler_timeout(std::time::Duration::MAX)
+            .dead_letter_retention(std::time::Duration::MAX)
+            .retention(std::time::Duration::MAX)
+            .run(move |event| {
+                log.push(&event);
+                Box::pin(async { Ok(()) })
+            })
+    };
+    publish(&db, "owner-a", 0).await.unwrap();
+    wait_until("handled", || async { log.ids().len() == 1 }).await;
+    worker.shutdown().await.unwrap();
+}
+
+/// Issue 11, defect 9: one corrupt lease used to fail every heartbeat of the group, so no worker
+/// held any partition; it is now taken over as a free lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_lease_is_taken_over_not_fatal() {
+    let (db, queue) = fresh().await;
+    let partition = tito::types::partition_of("owner-a");
+    let tx = db.begin().await.unwrap();
+    let lease = tito::keyspace::queue::lease_key(EVENT, DEFAULT_GROUP, partition);
+    tx.put(lease, b"\x07garbage".to_vec()).await.unwrap();
+    tx.commit().await.unwrap();
+    publish(&db, "owner-a", 0).await.unwrap();
+    let log = Log::default();
+    let worker = logging_worker(&queue, &log);
+    wait_until("handled", || async { log.ids().len() == 1 }).await;
+    worker.shutdown().await.unwrap();
+}
+
+/// Issue 11, defect 9: the entries of workers gone for a lease TTL are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_gone_for_a_lease_ttl_are_removed() {
+    let (db, queue) = fresh().await;
+    let ghost = tito::keyspace::queue::member_key(EVENT, DEFAULT_GROUP, "ghost");
+    let gone = tito::queue::Member {
+        expires_at: 1,
+        start: 0,
+        end: tito::types::PARTITIONS,
+    };
+    let tx = db.begin().await.unwrap();
+    tx.put(ghost.clone(), gone.encode()).await.unwrap();
+    tx.commit().await.unwrap();
+    let worker = logging_worker(&queue, &Log::default());
+    wait_until("the ghost removed", || async {
+        let snapshot = db.snapshot().await.unwrap();
+        snapshot.get(&ghost).await.unwrap().is_none()
+    })
+    .await;
+    worker.shutdown().await.unwrap();
 }

@@ -270,8 +270,8 @@ pub mod queue {
         }
     }
 
-    /// The partition, partition key and position of a pending event key, given the length of
-    /// its [`group_prefix`].
+    /// The partition, partition key and position of a pending event key, or of a retry entry's
+    /// key (the same layout), given the length of its [`group_prefix`].
     pub fn pending_key_parts(key: &[u8], group_prefix_len: usize) -> Option<(u32, String, u64)> {
         let rest = key.get(group_prefix_len..)?;
         let (partition, used) = codec::take_value(rest, Direction::Asc).ok()?;

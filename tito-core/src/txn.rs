@@ -127,7 +127,19 @@ impl<B: Backend> TitoTransaction<B> {
         }
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
-        let result = tx.batch_get(keys).await;
+        let result = tx.batch_get(keys).await.and_then(|values| {
+            // Callers pair values with keys by position: a short or long answer is a backend
+            // bug, reported as one instead of misreading or panicking.
+            if values.len() == keys.len() {
+                Ok(values)
+            } else {
+                Err(TitoError::Backend(format!(
+                    "batch_get of {} keys returned {} values",
+                    keys.len(),
+                    values.len()
+                )))
+            }
+        });
         self.note(result)
     }
 

@@ -52,7 +52,8 @@ pub use queue::TitoQueue;
 pub use stored::{Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
 pub use tito_core::event::{DEFAULT_GROUP, ReadyMark};
 pub use worker::{
-    DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, Worker, WorkerHandle, WorkerStats,
+    DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, LONGEST_WAIT, Worker, WorkerHandle,
+    WorkerStats,
 };
 
 /// The partitions `[start, end)` a worker takes events from.

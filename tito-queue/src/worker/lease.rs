@@ -28,6 +28,13 @@ use crate::stored::{Member, PartitionLease};
 /// Lease transactions retried on conflict before waiting for the next heartbeat.
 const ATTEMPTS: u32 = 3;
 
+/// Most group members read per heartbeat (those gone for a lease TTL are removed, so only a
+/// group with this many live workers reaches it).
+const MEMBERS: usize = 100_000;
+
+/// Most gone members removed per heartbeat.
+const GONE_PER_HEARTBEAT: usize = 256;
+
 pub(crate) fn now_micros() -> u64 {
     micros_since_epoch(SystemTime::now())
 }
@@ -42,6 +49,8 @@ struct Plan {
     renew: Vec<(u32, u64)>,
     release: Vec<(u32, u64)>,
     acquire: Vec<u32>,
+    /// Members gone for a whole lease TTL, whose entries are removed.
+    gone: Vec<String>,
     /// Held partitions with a task running whose lease needs renewing.
     renew_busy: Vec<(u32, u64)>,
 }
@@ -79,7 +88,14 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
             debug!(partition = p, "queue lease lost");
             state.forget(p, token);
         }
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            gone: (members.iter())
+                .filter(|(id, m)| *id != s.worker_id && m.expires_at.saturating_add(ttl) < now)
+                .map(|(id, _)| id.clone())
+                .take(GONE_PER_HEARTBEAT)
+                .collect(),
+            ..Plan::default()
+        };
         for (&p, held) in &state.held {
             // Renewed once half the TTL is left, so about every other heartbeat; busy
             // partitions are usually renewed by their acknowledgements first.
@@ -168,7 +184,14 @@ async fn read_view<B: Backend>(
     let tx = rt.engine.snapshot().await?;
     let member_prefix = keys::group_prefix(&s.event_type, &s.group, "member");
     let mut members = Vec::new();
-    for (key, value) in tx.scan(KeyRange::prefix(&member_prefix), 100_000).await? {
+    let rows = tx.scan(KeyRange::prefix(&member_prefix), MEMBERS).await?;
+    if rows.len() == MEMBERS {
+        warn!(
+            members = MEMBERS,
+            "too many queue group members; the rest are ignored"
+        );
+    }
+    for (key, value) in rows {
         let id = tito_core::codec::take_value(&key[member_prefix.len()..], Default::default())
             .ok()
             .and_then(|(v, _)| match v {
@@ -188,12 +211,27 @@ async fn read_view<B: Backend>(
         keys::lease_key(&s.event_type, &s.group, s.partitions.end.min(PARTITIONS)),
     );
     let mut leases = HashMap::new();
+    let now = now_micros();
     for (key, value) in tx.scan(range, PARTITIONS as usize).await? {
         if let Some(p) = keys::partition_in_key(&key, lease_prefix_len) {
-            leases.insert(p, PartitionLease::decode(&key, &value)?);
+            leases.insert(p, read_lease(&key, &value, now));
         }
     }
     Ok((members, leases))
+}
+
+/// The lease stored at `key`. A corrupt value counts as a free lease whose token is the time in
+/// micros, above any token counted up from 1, so the partition is taken over instead of every
+/// heartbeat failing on it, and the next holder's token is still new.
+fn read_lease(key: &[u8], bytes: &[u8], now: u64) -> PartitionLease {
+    PartitionLease::decode(key, bytes).unwrap_or_else(|e| {
+        warn!(error = %e, "taking over a corrupt queue lease as free");
+        PartitionLease {
+            owner: String::new(),
+            token: now,
+            expires_at: 0,
+        }
+    })
 }
 
 /// Lease changes a heartbeat committed.
@@ -225,6 +263,10 @@ async fn apply<B: Backend>(
     } else {
         tx.delete(member_key).await?;
     }
+    for id in &plan.gone {
+        tx.delete(keys::member_key(&s.event_type, &s.group, id))
+            .await?;
+    }
     let partitions: Vec<u32> = (plan.renew.iter().chain(&plan.release))
         .map(|(p, _)| *p)
         .chain(plan.acquire.iter().copied())
@@ -237,7 +279,7 @@ async fn apply<B: Backend>(
     let mut stored = HashMap::new();
     for ((p, key), value) in partitions.iter().zip(&lease_keys).zip(found) {
         if let Some(bytes) = value {
-            stored.insert(*p, PartitionLease::decode(key, &bytes)?);
+            stored.insert(*p, read_lease(key, &bytes, now));
         }
     }
     let me = &s.worker_id;

@@ -92,6 +92,10 @@ pub const DEFAULT_HANDLER_RETRY: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_secs(60),
 };
 
+/// The longest a worker waits on any timer (a year): longer settings are cut to it, so no
+/// deadline overflows the clock; waiting a year is waiting forever for a worker.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// How long dead letters are kept unless [`Worker::dead_letter_retention`] sets it: 7 days.
 pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -161,7 +165,7 @@ impl<B: Backend> Worker<B> {
 
     /// How many partitions are handled at once (at least 1).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.settings.concurrency = concurrency.max(1);
+        self.settings.concurrency = concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self
     }
 
@@ -174,15 +178,15 @@ impl<B: Backend> Worker<B> {
 
     /// How long a lease lasts without renewal: a stopped worker's partitions are taken over
     /// after this long. Heartbeats run every third of it unless [`heartbeat`](Self::heartbeat)
-    /// is set.
+    /// is set. At most [`LONGEST_WAIT`], like every duration a worker waits on.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.lease_ttl = ttl;
+        self.settings.lease_ttl = ttl.min(LONGEST_WAIT);
         self
     }
 
     /// How often leases and membership are renewed and rebalanced.
     pub fn heartbeat(mut self, every: Duration) -> Self {
-        self.settings.heartbeat = Some(every);
+        self.settings.heartbeat = Some(every.min(LONGEST_WAIT));
         self
     }
 
@@ -216,7 +220,7 @@ impl<B: Backend> Worker<B> {
     /// How soon a worker looks for new events again after finding some (at least 1 ms). While
     /// it finds none, the wait doubles up to the [idle poll interval](Self::idle_poll_interval).
     pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.settings.poll_interval = every.max(Duration::from_millis(1));
+        self.settings.poll_interval = every.clamp(Duration::from_millis(1), LONGEST_WAIT);
         self
     }
 
@@ -225,20 +229,20 @@ impl<B: Backend> Worker<B> {
     /// wait for events committed by other processes. Each look costs two round trips (a
     /// snapshot and one read), whatever the number of partitions.
     pub fn idle_poll_interval(mut self, every: Duration) -> Self {
-        self.settings.idle_poll_interval = every.max(Duration::from_millis(1));
+        self.settings.idle_poll_interval = every.clamp(Duration::from_millis(1), LONGEST_WAIT);
         self
     }
 
     /// How long shutdown waits for in-flight events before abandoning them (they stay pending).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.shutdown_timeout = timeout;
+        self.settings.shutdown_timeout = timeout.min(LONGEST_WAIT);
         self
     }
 
     /// Fails a handler call that runs longer than `limit` (then retried like an error), so a
     /// hung handler cannot hold its partition forever. No limit by default.
     pub fn handler_timeout(mut self, limit: Duration) -> Self {
-        self.settings.handler_timeout = Some(limit);
+        self.settings.handler_timeout = Some(limit.min(LONGEST_WAIT));
         self
     }
 

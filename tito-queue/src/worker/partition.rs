@@ -221,7 +221,8 @@ impl<B: Backend> PartitionRun<B> {
                     }
                 };
                 if let Handled::Failed(error) = self.handle(&entry.event, &key).await? {
-                    cleared = !self.failed(entry.event, key, entry.attempts + 1, error)?;
+                    cleared =
+                        !self.failed(entry.event, key, entry.attempts.saturating_add(1), error)?;
                     if !cleared {
                         break;
                     }

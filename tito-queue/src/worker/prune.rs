@@ -11,25 +11,36 @@ use super::finish;
 use super::lease::micros;
 use super::runtime::Runtime;
 
+/// Most pages of retained handled events removed per heartbeat.
+const DONE_PAGES: usize = 16;
+
 /// Most dead letters removed per pass.
 const DEAD_PAGE: usize = 256;
 
 /// How often dead letters are looked at, at most.
 const DEAD_EVERY: Duration = Duration::from_secs(60);
 
-/// Removes what has outlived its retention as of `now` (micros): a page of retained handled
-/// events per call, and, at most once per minute (or per `dead_letter_retention` if shorter),
+/// Removes what has outlived its retention as of `now` (micros): up to [`DONE_PAGES`] pages of
+/// retained handled events per call, and, at most once per minute (or per `dead_letter_retention` if shorter),
 /// the dead letters of the held partitions whose events are older than `dead_letter_retention`.
 pub(crate) async fn prune<B: Backend>(rt: &Runtime<B>, now: u64) -> Result<(), TitoError> {
     let s = &rt.settings;
-    if let Some(keep) = s.retention {
+    // The group's retained events are one range: only the holder of the first partition of
+    // the worker's range prunes it, so workers do not conflict on the same page.
+    let prunes_done = rt.state.lock().held.contains_key(&s.partitions.start);
+    if let Some(keep) = s.retention
+        && prunes_done
+    {
         let queue = crate::TitoQueue {
             engine: rt.engine.clone(),
         };
-        let before = now.saturating_sub(micros(keep));
-        queue
-            .delete_page(keys::done_before_range(&s.event_type, &s.group, before))
-            .await?;
+        let range =
+            keys::done_before_range(&s.event_type, &s.group, now.saturating_sub(micros(keep)));
+        for _ in 0..DONE_PAGES {
+            if queue.delete_page(range.clone()).await? < crate::queue::PAGE {
+                break;
+            }
+        }
     }
     let keep = s.dead_letter_retention;
     if !rt.state.lock().prune_dead_due(keep.min(DEAD_EVERY)) {

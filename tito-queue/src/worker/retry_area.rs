@@ -9,6 +9,7 @@ use std::ops::Range;
 use tito_core::backend::{KeyRange, key_after};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
+use tracing::warn;
 
 use super::runtime::Runtime;
 use super::state::Parked;
@@ -38,10 +39,24 @@ pub(crate) async fn read_parked<B: Backend>(
         let rows = tx.scan(range.clone(), PAGE).await?;
         for (key, value) in &rows {
             let partition = keys::partition_in_key(key, prefix_len);
-            if let Some(keys) = partition.and_then(|p| parked.get_mut(&p)) {
-                let entry = RetryEntry::decode(key, value)?;
-                keys.entry(entry.event.partition_key)
-                    .or_insert(entry.next_at);
+            let Some(area) = partition.and_then(|p| parked.get_mut(&p)) else {
+                continue;
+            };
+            match RetryEntry::decode(key, value) {
+                Ok(entry) => {
+                    area.entry(entry.event.partition_key)
+                        .or_insert(entry.next_at);
+                }
+                // Parked under the key its own key names and due now: the partition's task
+                // reads it, fails to decode it again and sets it aside, instead of every batch
+                // of the partition failing here.
+                Err(e) => match keys::pending_key_parts(key, prefix_len) {
+                    Some((_, park_key, _)) => {
+                        warn!(error = %e, "undecodable retry entry; it will be set aside");
+                        area.insert(park_key, 0);
+                    }
+                    None => warn!(error = %e, "ignoring a retry entry with an unreadable key"),
+                },
             }
         }
         match rows.last() {
