@@ -12,7 +12,7 @@ use std::time::Duration;
 use queue_support::*;
 use tito::KeyRange;
 use tito::keyspace::queue as keys;
-use tito::queue::{DEFAULT_GROUP, PartitionConfig, PartitionLease};
+use tito::queue::{DEFAULT_GROUP, PartitionConfig, PartitionLease, Worker};
 use tokio::sync::Notify;
 
 /// Every lease of the default group, by partition.
@@ -303,4 +303,67 @@ async fn rebalancing_while_events_flow_keeps_order_and_loses_nothing() {
         assert_eq!(seqs, (0..60).collect::<Vec<_>>(), "order of {owner}");
     }
     assert_eq!(backlog(&queue).await, 0);
+}
+
+/// Issue 11, defect 3: a worker whose lease ran out while a handler was busy (a pause, a slow
+/// call) does not go on to the next events of its batch, which the partition's next holder may
+/// be handling; it lets the batch go and handles it again once it holds the lease anew. Every
+/// handler call starts while the lease it runs under is unexpired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_handler_call_starts_after_its_lease_expired() {
+    let (db, queue) = fresh().await;
+    let started_late = Arc::new(AtomicBool::new(false));
+    let slept = Arc::new(AtomicBool::new(false));
+    let log = Log::default();
+    let worker = {
+        let (queue, log, started_late, slept) = (
+            queue.clone(),
+            log.clone(),
+            started_late.clone(),
+            slept.clone(),
+        );
+        // No renewal in between: the heartbeat comes only after the lease expired.
+        Worker::new(queue.clone(), EVENT)
+            .lease_ttl(Duration::from_secs(1))
+            .heartbeat(Duration::from_secs(3))
+            .poll_interval(Duration::from_millis(5))
+            .run(move |event| {
+                let (queue, log, started_late, slept) = (
+                    queue.clone(),
+                    log.clone(),
+                    started_late.clone(),
+                    slept.clone(),
+                );
+                Box::pin(async move {
+                    let key = keys::lease_key(EVENT, DEFAULT_GROUP, event.partition);
+                    let tx = queue.engine.snapshot().await?;
+                    let lease = tx.get(&key).await?.expect("a lease");
+                    let lease = PartitionLease::decode(&key, &lease)?;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_micros() as u64;
+                    if now >= lease.expires_at {
+                        started_late.store(true, Ordering::SeqCst);
+                    }
+                    if !slept.swap(true, Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(1_500)).await;
+                    }
+                    log.push(&event);
+                    Ok(())
+                })
+            })
+    };
+    for seq in 0..3 {
+        publish(&db, "owner-a", seq).await.unwrap();
+    }
+    wait_until("all handled", || async {
+        log.ids().len() == 3 && backlog(&queue).await == 0
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    assert!(
+        !started_late.load(Ordering::SeqCst),
+        "a handler call started after its lease expired"
+    );
 }

@@ -372,6 +372,7 @@ impl<B: Backend> PartitionRun<B> {
     /// Runs the handler on `event`, stored at `source`. A success is recorded in the batch (or,
     /// for a transactional handler, acknowledged with the handler's writes right away).
     async fn handle(&mut self, event: &TitoEvent, source: &[u8]) -> Result<Handled, Stop> {
+        self.check_lease()?;
         match &self.rt.handler {
             Handler::Plain(handler) => {
                 let handler = handler.clone();
@@ -424,6 +425,24 @@ impl<B: Backend> PartitionRun<B> {
                     }
                 }
             }
+        }
+    }
+
+    /// Stops the batch unless the lease is still held with this batch's token and has at least
+    /// a tenth of its TTL (at most a second) left: a worker paused past its lease, whose
+    /// partition another worker may hold by now, must not handle more of the key's events,
+    /// which would run beside or before the new holder's.
+    fn check_lease(&self) -> Result<(), Stop> {
+        let margin = super::lease::micros(self.rt.settings.lease_ttl / 10).min(1_000_000);
+        let held = self.rt.state.lock().held.get(&self.partition).copied();
+        match held {
+            Some(held)
+                if held.token == self.token
+                    && held.expires_at > now_micros().saturating_add(margin) =>
+            {
+                Ok(())
+            }
+            _ => Err(Stop::LeaseLost),
         }
     }
 
