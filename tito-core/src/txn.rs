@@ -156,20 +156,24 @@ impl<B: Backend> TitoTransaction<B> {
 
     /// Removes `key`.
     pub async fn delete(&self, key: Vec<u8>) -> Result<()> {
-        self.writable()?;
-        let mut state = self.shared.state.lock().await;
-        let tx = active(&mut state)?;
-        let result = tx.delete(key).await;
-        self.note(result)
+        self.remove(key, false).await
     }
 
     /// Removes `key`, whose every write so far was followed by a removal (a queue entry written
     /// once): see [`BackendTx::single_delete`].
     pub async fn single_delete(&self, key: Vec<u8>) -> Result<()> {
+        self.remove(key, true).await
+    }
+
+    async fn remove(&self, key: Vec<u8>, single: bool) -> Result<()> {
         self.writable()?;
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
-        let result = tx.single_delete(key).await;
+        let result = if single {
+            tx.single_delete(key).await
+        } else {
+            tx.delete(key).await
+        };
         self.note(result)
     }
 
