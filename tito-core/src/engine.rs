@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
@@ -59,7 +59,7 @@ impl<B: Backend> TitoEngine<B> {
             }
         }
         .await;
-        match finish(&tx, result).await? {
+        match tx.finish(result).await? {
             Some(found) if found < FORMAT_VERSION => {
                 info!(
                     from = found,
@@ -125,7 +125,7 @@ impl<B: Backend> TitoEngine<B> {
                 backend = self.backend.name()
             ))
             .await;
-        finish(&tx, outcome).await
+        tx.finish(outcome).await
     }
 
     /// Runs `f` in a transaction, running it again in a fresh transaction when the backend
@@ -162,7 +162,7 @@ impl<B: Backend> TitoEngine<B> {
                             Err(e) => return Err(e.into()),
                         },
                         Err(e) => {
-                            rollback_quietly(&tx).await;
+                            tx.rollback_quietly().await;
                             if !(tx.saw_conflict() && may_retry) {
                                 return Err(e);
                             }
@@ -176,30 +176,5 @@ impl<B: Backend> TitoEngine<B> {
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
-    }
-}
-
-/// Commits `tx` if `outcome` is `Ok`, rolls it back otherwise.
-pub(crate) async fn finish<B: Backend, T, E: From<TitoError>>(
-    tx: &TitoTransaction<B>,
-    outcome: Result<T, E>,
-) -> Result<T, E> {
-    match outcome {
-        Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
-        }
-        Err(e) => {
-            rollback_quietly(tx).await;
-            Err(e)
-        }
-    }
-}
-
-async fn rollback_quietly<B: Backend>(tx: &TitoTransaction<B>) {
-    if let Err(e) = tx.rollback().await
-        && !matches!(e, TitoError::TransactionClosed(_))
-    {
-        warn!(error = %e, "rollback failed");
     }
 }

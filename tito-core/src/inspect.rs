@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
 use crate::codec;
-use crate::engine::{TitoEngine, finish};
+use crate::engine::TitoEngine;
 use crate::error::Result;
 use crate::keyspace;
 use crate::model::record;
@@ -134,7 +134,7 @@ impl<B: Backend> TitoEngine<B> {
     {
         let tx = self.snapshot().await?;
         let result = read(tx.clone()).await;
-        finish(&tx, result).await
+        tx.finish(result).await
     }
 }
 

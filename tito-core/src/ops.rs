@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug_span};
 
 use crate::backend::{Backend, Embedded};
-use crate::engine::{TitoEngine, finish};
+use crate::engine::TitoEngine;
 use crate::error::{Result, TitoError};
 use crate::event::{self, TitoOptions};
 use crate::keyspace;
@@ -383,7 +383,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     pub async fn find_by_id(&self, id: &str, relationships: Vec<String>) -> Result<T> {
         let tx = self.engine.snapshot().await?;
         let result = self.find_by_id_tx(id, relationships, &tx).await;
-        finish(&tx, result).await
+        tx.finish(result).await
     }
 
     /// [`find_by_id`](Self::find_by_id) inside `tx`, seeing its uncommitted writes.

@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 
 use crate::backend::{Backend, KeyRange, KvPair, key_after};
-use crate::engine::finish;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::{TitoModelTrait, record};
@@ -100,7 +99,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     async fn record_keys(&self, range: &KeyRange, limit: usize) -> Result<Vec<Vec<u8>>> {
         let tx = self.engine.snapshot().await?;
         let rows = tx.scan(range.clone(), limit).await;
-        let rows = finish(&tx, rows).await?;
+        let rows = tx.finish(rows).await?;
         Ok(rows.into_iter().map(|(key, _)| key).collect())
     }
 
@@ -197,7 +196,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         self.schema.check()?;
         let tx = self.engine.snapshot().await?;
         let result = self.verify_in(&tx).await;
-        finish(&tx, result).await
+        tx.finish(result).await
     }
 
     async fn verify_in(&self, tx: &TitoTransaction<B>) -> Result<VerifyReport> {
@@ -256,7 +255,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             loop {
                 let tx = self.engine.snapshot().await?;
                 let rows = tx.scan(range.clone(), batch).await;
-                let rows = finish(&tx, rows).await?;
+                let rows = tx.finish(rows).await?;
                 let Some((last, _)) = rows.last() else { break };
                 range.start = key_after(last);
                 orphans += self

@@ -238,6 +238,33 @@ impl<B: Backend> TitoTransaction<B> {
         tx.rollback().await
     }
 
+    /// Commits if `outcome` is `Ok`, rolls back otherwise; returns `outcome`, or the commit's
+    /// error.
+    pub async fn finish<T, E: From<TitoError>>(
+        &self,
+        outcome: std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        match outcome {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.rollback_quietly().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls back, logging a failure other than the transaction being over already.
+    pub(crate) async fn rollback_quietly(&self) {
+        if let Err(e) = self.rollback().await
+            && !matches!(e, TitoError::TransactionClosed(_))
+        {
+            tracing::warn!(error = %e, "rollback failed");
+        }
+    }
+
     /// Whether the transaction was neither committed nor rolled back yet.
     pub async fn is_active(&self) -> bool {
         self.shared.state.lock().await.is_some()

@@ -10,7 +10,6 @@ pub use value::QueryValue;
 
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
 use crate::codec::{self, Direction};
-use crate::engine::finish;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::TitoModelTrait;
@@ -154,7 +153,7 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     async fn run_snapshot(&self, reverse: bool) -> Result<TitoPage<T>> {
         let tx = self.model.engine.snapshot().await?;
         let result = self.run(&tx, reverse).await;
-        finish(&tx, result).await
+        tx.finish(result).await
     }
 
     /// The key range the query covers, before any cursor.

@@ -21,7 +21,6 @@ use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
 use tokio::sync::oneshot;
 
-use super::finish;
 use super::lease::{micros, now_micros};
 use super::runtime::Runtime;
 use crate::stored::{Checkpoint, PartitionLease};
@@ -122,7 +121,7 @@ pub(crate) async fn acknowledge<B: Backend>(
         Ok(_) => Err(AckError::LeaseLost),
         Err(e) => Err(e.into()),
     };
-    let expires_at = finish(tx, written).await?;
+    let expires_at = tx.finish(written).await?;
     rt.counters.acknowledged(batch.handled, batch.dead_lettered);
     Ok(expires_at)
 }
@@ -299,7 +298,7 @@ async fn commit_group<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
                     batch: &r.batch,
                 })
                 .collect();
-            finish(&tx, write(rt, &tx, &parts).await).await
+            tx.finish(write(rt, &tx, &parts).await).await
         }
         .await;
         match result {

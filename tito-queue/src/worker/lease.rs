@@ -17,7 +17,6 @@ use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 use tracing::{debug, warn};
 
 use super::assign::assign;
-use super::finish;
 use super::marks;
 use super::prune;
 use super::retry_area::read_parked;
@@ -124,7 +123,7 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
     for attempt in 1..=ATTEMPTS {
         let tx = rt.engine.begin().await?;
         let outcome = apply(rt, &tx, &plan, active, now, ttl).await;
-        match finish(&tx, outcome).await {
+        match tx.finish(outcome).await {
             Ok(changes) => {
                 let acquired: Vec<u32> = changes.acquired.iter().map(|(p, _)| *p).collect();
                 record(rt, changes, now.saturating_add(ttl));
@@ -378,7 +377,7 @@ async fn renew_one<B: Backend>(
         Ok(held)
     }
     .await;
-    if finish(&tx, outcome).await? {
+    if tx.finish(outcome).await? {
         rt.state.lock().renewed(partition, token, expires_at);
     }
     Ok(())

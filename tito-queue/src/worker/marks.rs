@@ -7,18 +7,28 @@
 //! transactions, so that such a conflict keeps only a few of them for a later sweep to offer
 //! again.
 
+use std::time::Duration;
+
 use tito_core::event::ReadyMark;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tracing::debug;
 
-use super::finish;
+use super::Settings;
+use super::lease::micros;
 use super::runtime::Runtime;
 use super::state::KeyProgress;
 use crate::stored::PartitionLease;
 
 /// Most ready marks changed in one transaction.
 const CHUNK: usize = 256;
+
+/// How long a key stays marked after its last event was taken off. Removing a mark costs a
+/// commit, and the key's next event then takes a position that may be below the ones already
+/// handled (positions are ordered among a marked key's events only), so the worker forgets the
+/// key's progress and reads it from its new mark's start; keeping the marks of recently busy
+/// keys avoids both.
+const MARK_IDLE: Duration = Duration::from_secs(10);
 
 /// A ready mark with nothing pending up to its latest position.
 #[derive(Debug, Clone)]
@@ -29,6 +39,25 @@ pub(crate) struct Stale {
     pub mark: ReadyMark,
     pub partition: u32,
     pub partition_key: String,
+}
+
+impl Stale {
+    /// The mark of `partition_key`, everything up to which was taken off, if its key has been
+    /// idle for [`MARK_IDLE`] at `now` (micros).
+    pub fn if_idle(
+        s: &Settings,
+        now: u64,
+        partition: u32,
+        partition_key: &str,
+        mark: ReadyMark,
+    ) -> Option<Stale> {
+        (mark.latest <= now.saturating_sub(micros(MARK_IDLE))).then(|| Stale {
+            key: keys::ready_key(&s.event_type, &s.group, partition, partition_key),
+            mark,
+            partition,
+            partition_key: partition_key.to_string(),
+        })
+    }
 }
 
 /// Removes each of `stale` that still holds its latest position. Once a mark goes, the key's
@@ -86,7 +115,7 @@ async fn retire_chunk<B: Backend>(
         Ok(removed)
     }
     .await;
-    finish(&tx, outcome).await
+    tx.finish(outcome).await
 }
 
 /// Before the idle `partitions` are released: moves where each mark of a key this worker
@@ -175,5 +204,5 @@ async fn advance_chunk<B: Backend>(rt: &Runtime<B>, chunk: &[Handover]) -> Resul
         Ok(())
     }
     .await;
-    finish(&tx, outcome).await
+    tx.finish(outcome).await
 }

@@ -37,23 +37,6 @@ use crate::queue::TitoQueue;
 use stats::Counters;
 pub use stats::WorkerStats;
 
-/// Commits `tx` if `outcome` is a success, rolls it back otherwise.
-pub(crate) async fn finish<B: Backend, T, E: From<TitoError>>(
-    tx: &TitoTransaction<B>,
-    outcome: Result<T, E>,
-) -> Result<T, E> {
-    match outcome {
-        Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
-}
-
 /// Everything that tunes a worker; see the [`Worker`] methods for each field.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {

@@ -99,6 +99,7 @@ pub(crate) async fn process<B: Backend>(
         parked: Parked::new(),
         batch: AckBatch::default(),
         taken: Vec::new(),
+        pending_prefix: keys::group_prefix(&rt.settings.event_type, &rt.settings.group, "pending"),
     };
     let more: Vec<String> = (work.keys.iter())
         .filter(|key| key.more)
@@ -153,6 +154,8 @@ struct PartitionRun<B: Backend> {
     /// Per partition key, the position of its last pending event taken off (handled, parked
     /// or dead-lettered).
     taken: Vec<(String, u64)>,
+    /// The prefix of the group's pending events.
+    pending_prefix: Vec<u8>,
 }
 
 impl<B: Backend> PartitionRun<B> {
@@ -240,9 +243,8 @@ impl<B: Backend> PartitionRun<B> {
     /// Handles the due events of one partition key in order. Returns `false` when strict mode
     /// stops the partition (a key is parked), leaving the rest pending.
     async fn handle_key(&mut self, work: KeyWork) -> Result<bool, Stop> {
-        let s = &self.rt.settings;
-        let prefix_len = keys::group_prefix(&s.event_type, &s.group, "pending").len();
-        let strict = s.strict;
+        let prefix_len = self.pending_prefix.len();
+        let strict = self.rt.settings.strict;
         for (key, value) in work.rows {
             if strict && !self.parked.is_empty() {
                 return Ok(false);
@@ -278,8 +280,7 @@ impl<B: Backend> PartitionRun<B> {
 
     /// Removes an entry taken off: a pending event's key, written once, or a retry entry's.
     fn remove(&mut self, key: Vec<u8>) {
-        let s = &self.rt.settings;
-        if key.starts_with(&keys::group_prefix(&s.event_type, &s.group, "pending")) {
+        if key.starts_with(&self.pending_prefix) {
             self.batch.delete_pending(key);
         } else {
             self.batch.delete(key);

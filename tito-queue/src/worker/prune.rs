@@ -7,7 +7,6 @@ use tito_core::backend::KeyRange;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 
-use super::finish;
 use super::lease::micros;
 use super::runtime::Runtime;
 
@@ -92,5 +91,5 @@ async fn prune_dead<B: Backend>(rt: &Runtime<B>, before: u64) -> Result<(), Tito
         Ok::<_, TitoError>(())
     }
     .await;
-    finish(&tx, outcome).await
+    tx.finish(outcome).await
 }

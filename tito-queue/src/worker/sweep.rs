@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::Settings;
-use super::lease::{micros, now_micros};
+use super::lease::now_micros;
 use super::marks::{Stale, retire};
 use super::partition;
 use super::runtime::Runtime;
@@ -47,13 +47,6 @@ use super::state::{KeyProgress, State};
 
 /// Most ready marks read per sweep.
 const MARKS: usize = 4_096;
-
-/// How long a key stays marked after its last event was taken off. Removing a mark costs a
-/// commit, and the key's next event then takes a position that may be below the ones already
-/// handled (positions are ordered among a marked key's events only), so the worker forgets the
-/// key's progress and reads it from its first key once more; keeping the marks of recently
-/// busy keys avoids both.
-const MARK_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Due events and ready marks a sweep found in one partition.
 #[derive(Debug, Default)]
@@ -108,14 +101,8 @@ impl Plan {
         match mark {
             // Everything up to the mark was taken off: the mark goes once the key is idle.
             Some(mark) if mark.latest <= progress.after => {
-                if mark.latest <= self.now.saturating_sub(micros(MARK_IDLE)) {
-                    self.stale.push(Stale {
-                        key: keys::ready_key(&s.event_type, &s.group, id.0, &id.1),
-                        mark,
-                        partition: id.0,
-                        partition_key: id.1,
-                    });
-                }
+                self.stale
+                    .extend(Stale::if_idle(s, self.now, id.0, &id.1, mark));
             }
             _ => {
                 let read = Read {
@@ -344,25 +331,16 @@ async fn read_keys<B: Backend>(
             let Some(mark) = read.mark else {
                 continue;
             };
-            if mark.latest <= now.saturating_sub(micros(MARK_IDLE)) {
-                stale.push(Stale {
-                    key: keys::ready_key(
-                        &s.event_type,
-                        &s.group,
-                        read.partition,
-                        &read.partition_key,
-                    ),
-                    mark,
-                    partition: read.partition,
-                    partition_key: read.partition_key,
-                });
-            } else {
-                let progress = KeyProgress {
-                    after: mark.latest,
-                    not_before: 0,
-                };
-                let mut state = rt.state.lock();
-                state.learned(read.partition, &read.partition_key, Some(progress));
+            match Stale::if_idle(s, now, read.partition, &read.partition_key, mark) {
+                Some(idle) => stale.push(idle),
+                None => {
+                    let progress = KeyProgress {
+                        after: mark.latest,
+                        not_before: 0,
+                    };
+                    let mut state = rt.state.lock();
+                    state.learned(read.partition, &read.partition_key, Some(progress));
+                }
             }
             continue;
         }
