@@ -248,6 +248,48 @@ async fn per_key_order_holds_under_concurrency_and_retries() {
     assert_eq!(backlog(&queue).await, 0);
 }
 
+/// A key's events committed through the worker's engine are announced and read by their keys;
+/// those committed through another engine (another process) are not. Interleaved on the same
+/// keys, each announced event follows one the worker never heard of, so it must not be taken as
+/// the key's next: every event is still handled once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_and_unannounced_events_of_a_key_keep_their_order() {
+    let (db, queue) = fresh().await;
+    let elsewhere = tito::TitoEngine::new(db.backend().clone()).await.unwrap();
+    let log = Log::default();
+    let worker = logging_worker(&queue, &log);
+    let owners: Vec<String> = (0..4).map(|i| format!("mixed-{i}")).collect();
+    let mut publishers = Vec::new();
+    for owner in owners.clone() {
+        let (db, elsewhere) = (db.clone(), elsewhere.clone());
+        publishers.push(tokio::spawn(async move {
+            for seq in 0..30 {
+                let through = if random_below(3) == 0 {
+                    &elsewhere
+                } else {
+                    &db
+                };
+                publish(through, &owner, seq).await.unwrap();
+            }
+        }));
+    }
+    for p in publishers {
+        p.await.unwrap();
+    }
+    wait_until("all events handled", || async { log.ids().len() == 4 * 30 }).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(log.len(), 4 * 30, "each event handled once");
+    let order = log.first_completions();
+    for owner in &owners {
+        assert_eq!(
+            order[owner],
+            (0..30).collect::<Vec<_>>(),
+            "order of {owner}"
+        );
+    }
+    assert_eq!(backlog(&queue).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_key_does_not_block_other_keys_of_its_partition() {
     let (db, queue) = fresh().await;

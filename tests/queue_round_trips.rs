@@ -237,3 +237,33 @@ async fn a_worker_handing_over_moves_the_marks_past_what_it_handled() {
     worker.shutdown().await.unwrap();
     assert_eq!(next.all()[0].seq, 5);
 }
+
+/// An event committed through the worker's own engine, right after the key's previous one, is
+/// read by its key (one batched read, beside the others announced), not by a range read that
+/// would step over every handled event not compacted yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_events_are_read_by_their_keys() {
+    let (backend, db) = counting().await;
+    let queue = Arc::new(TitoQueue { engine: db.clone() });
+    // Polling so rare that every event is found through its announcement.
+    let (worker, handled) = idle_worker(&queue, Duration::from_secs(30)).await;
+    // The key's first event: the worker knows nothing of it yet.
+    insert(&db, 0, TitoOptions::with_events(TitoOperation::Insert)).await;
+    wait_until("the first event is handled", || async {
+        handled.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    backend.take();
+    for n in 1..=30 {
+        insert(&db, n, TitoOptions::with_events(TitoOperation::Insert)).await;
+        wait_until("the event is handled", || async {
+            handled.load(std::sync::atomic::Ordering::SeqCst) == n + 1
+        })
+        .await;
+    }
+    let counts = backend.take();
+    worker.shutdown().await.unwrap();
+    // One heartbeat or so may scan; a range read per event would be 30 scans.
+    assert!(counts.scan <= 5, "{counts:?}");
+    assert!(counts.batch_get >= 30, "{counts:?}");
+}

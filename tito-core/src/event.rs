@@ -289,12 +289,49 @@ pub async fn enqueue_for<B: Backend>(
     event: &TitoEvent,
 ) -> Result<()> {
     let mark = read_mark(tx, &event.event_type, group, &event.partition_key).await?;
-    write_pending(tx, group, event, encode_event(event)?, mark).await
+    write_pending(tx, group, event, encode_event(event)?, mark).await?;
+    tx.published(
+        &event.event_type,
+        Published::of(event, mark.map(|m| m.latest)),
+    );
+    Ok(())
 }
 
-/// The partitions and partition keys of the events of one event type that one transaction
-/// committed, as [`TitoEngine::published`](crate::TitoEngine::published) announces them.
-pub type PublishedKeys = Arc<[(u32, String)]>;
+/// A committed event as announced to the workers of its process: enough to read its pending key
+/// directly, and to know whether it directly follows what a worker has taken off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The event's partition.
+    pub partition: u32,
+    /// The event's partition key.
+    pub partition_key: String,
+    /// The event's position.
+    pub position: u64,
+    /// The event's id.
+    pub id: String,
+    /// The highest latest position of the key's ready marks in the groups the event was written
+    /// for, as its transaction read them; `None`: none had a mark, so no event of the key was
+    /// pending there. Publishes of a key conflict through those marks, so no event of the key
+    /// lies between this position and the event's own.
+    pub after: Option<u64>,
+}
+
+impl Published {
+    /// The announcement of `event`, written after `after` (see [`Published::after`]).
+    pub fn of(event: &TitoEvent, after: Option<u64>) -> Published {
+        Published {
+            partition: event.partition,
+            partition_key: event.partition_key.clone(),
+            position: event.run_at,
+            id: event.id.clone(),
+            after,
+        }
+    }
+}
+
+/// The events of one event type that one transaction committed, in the order it wrote them, as
+/// [`TitoEngine::published`](crate::TitoEngine::published) announces them.
+pub type PublishedKeys = Arc<[Published]>;
 
 /// How many announcements a slow receiver may fall behind before it is told it lagged.
 const ANNOUNCED: usize = 4_096;
@@ -335,7 +372,7 @@ impl QueueHub {
     }
 
     /// Tells the receivers of `event_type` that events of `keys` committed.
-    pub fn announce(&self, event_type: &str, keys: Vec<(u32, String)>) {
+    pub fn announce(&self, event_type: &str, keys: Vec<Published>) {
         // No receiver is not an error: no worker of this type runs here.
         let _ = self.sender(event_type).send(keys.into());
     }
@@ -355,7 +392,6 @@ async fn write_pending<B: Backend>(
     let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
     tx.put(key, value).await?;
-    tx.published(t, p, pk);
     let mark = ReadyMark::with(mark, event.run_at);
     tx.put(queue::ready_key(t, group, p, pk), mark.encode())
         .await
@@ -442,6 +478,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             let mark = marks.get(group.as_str()).copied().flatten();
             write_pending(tx, group, &event, value.clone(), mark).await?;
         }
+        tx.published(&event.event_type, Published::of(&event, last));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::QueueHub;
+use crate::event::{Published, QueueHub};
 
 /// The largest key tito writes; TiKV's default limit is 8 KiB.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
@@ -33,9 +33,8 @@ struct Shared<B: Backend> {
     saw_conflict: AtomicBool,
     /// The engine's queue state: announcements to workers, groups seen by publishes.
     queue: Arc<QueueHub>,
-    /// The keys of the events this transaction wrote, per event type, announced once it
-    /// commits.
-    events: std::sync::Mutex<HashMap<String, Vec<(u32, String)>>>,
+    /// The events this transaction wrote, per event type, announced once it commits.
+    events: std::sync::Mutex<HashMap<String, Vec<Published>>>,
 }
 
 impl<B: Backend> Clone for TitoTransaction<B> {
@@ -72,19 +71,15 @@ impl<B: Backend> TitoTransaction<B> {
         &self.shared.queue
     }
 
-    /// Records that this transaction wrote an event of `event_type` for `partition_key`, to
-    /// announce on commit.
-    pub(crate) fn published(&self, event_type: &str, partition: u32, partition_key: &str) {
+    /// Records that this transaction wrote the event `published` announces, to announce on
+    /// commit.
+    pub(crate) fn published(&self, event_type: &str, published: Published) {
         let mut events = (self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner);
-        let keys = match events.get_mut(event_type) {
-            Some(keys) => keys,
-            None => events.entry(event_type.to_string()).or_default(),
-        };
-        if keys
-            .last()
-            .is_none_or(|(p, k)| *p != partition || k != partition_key)
-        {
-            keys.push((partition, partition_key.to_string()));
+        match events.get_mut(event_type) {
+            Some(list) => list.push(published),
+            None => {
+                events.insert(event_type.to_string(), vec![published]);
+            }
         }
     }
 

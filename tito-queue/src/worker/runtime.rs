@@ -122,7 +122,7 @@ impl<B: Backend> Runtime<B> {
                         last_full = Some(now);
                     }
                     let found = if active {
-                        sweep::sweep(&self, &permits, &mut tasks, &mut cursor, full)
+                        sweep::sweep(&self, &permits, &mut tasks, &mut published, &mut cursor, full)
                             .await
                             .unwrap_or_else(|e| {
                                 warn!(error = %e, "queue sweep failed");
@@ -151,7 +151,17 @@ impl<B: Backend> Runtime<B> {
         self.drain(tasks, heartbeat).await
     }
 
-    /// Notes the keys of events committed through this engine, and of any others already
+    /// Notes the events committed through this engine announced so far as hints for the next
+    /// sweep.
+    pub(crate) fn take_announced(&self, published: &mut broadcast::Receiver<PublishedKeys>) {
+        match published.try_recv() {
+            Ok(events) => self.hint(Ok(events), published),
+            Err(TryRecvError::Lagged(n)) => self.hint(Err(RecvError::Lagged(n)), published),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => {}
+        }
+    }
+
+    /// Notes the events committed through this engine, `received` and any others already
     /// announced, as hints for the next sweep.
     fn hint(
         &self,
@@ -162,10 +172,10 @@ impl<B: Backend> Runtime<B> {
         let mut state = self.state.lock();
         loop {
             match received {
-                Ok(keys) => {
-                    for (p, key) in keys.iter() {
-                        if (start..end).contains(p) {
-                            state.hint(*p, key);
+                Ok(events) => {
+                    for event in events.iter() {
+                        if (start..end).contains(&event.partition) {
+                            state.announced(event);
                         }
                     }
                 }

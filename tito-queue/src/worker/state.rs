@@ -5,8 +5,10 @@
 //! whenever that is in doubt, so it is read again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+use tito_core::event::Published;
 
 /// A lease this worker holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,7 @@ pub(crate) struct State {
     dead_pruned_at: Option<Instant>,
     /// Partition keys likely to have due events: published through this worker's engine, or
     /// left with more events than a sweep read. Sweeps read them without reading marks.
-    hints: HashSet<(u32, String)>,
+    hints: HashMap<(u32, String), Hint>,
     /// Hints were lost (too many, or announcements missed): the next sweep reads all marks.
     hints_lost: bool,
     /// The earliest time a key found not due yet becomes due, micros since the epoch.
@@ -71,8 +73,22 @@ fn due_every(last: &mut Option<Instant>, every: Duration) -> bool {
     due
 }
 
-/// Most hints kept; past it they are dropped for a read of all marks.
+/// Most hinted keys kept; past it they are dropped for a read of all marks.
 const HINTS: usize = 65_536;
+
+/// Most announced events kept per hinted key; past it the key's range is read.
+const ANNOUNCED_PER_KEY: usize = 64;
+
+/// Why a partition key is hinted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// Events of the key committed through this worker's engine, as announced: read by their
+    /// keys when they directly follow what the worker took off.
+    Announced(Vec<Published>),
+    /// The key's pending events are read by range (it had more than a sweep read, or too many
+    /// announcements).
+    Range,
+}
 
 impl State {
     /// Whether the lease of `partition` is held with `token`.
@@ -118,17 +134,57 @@ impl State {
         due_every(&mut self.dead_pruned_at, every)
     }
 
-    /// Notes that `partition_key` of `partition` likely has due events.
+    /// Notes that `partition_key` of `partition` likely has due events, to be read by range.
     pub fn hint(&mut self, partition: u32, partition_key: &str) {
+        self.make_room();
+        self.hints
+            .insert((partition, partition_key.to_string()), Hint::Range);
+    }
+
+    /// Notes the committed event `published` announces.
+    pub fn announced(&mut self, published: &Published) {
+        let id = (published.partition, published.partition_key.clone());
+        match self.hints.get_mut(&id) {
+            Some(Hint::Announced(events)) if events.len() < ANNOUNCED_PER_KEY => {
+                events.push(published.clone());
+            }
+            Some(hint) => *hint = Hint::Range,
+            None => {
+                self.make_room();
+                self.hints
+                    .insert(id, Hint::Announced(vec![published.clone()]));
+            }
+        }
+    }
+
+    /// Drops every hint for a read of all marks when there are too many.
+    fn make_room(&mut self) {
         if self.hints.len() >= HINTS {
             self.hints.clear();
             self.hints_lost = true;
         }
-        self.hints.insert((partition, partition_key.to_string()));
     }
 
-    /// Removes the hint of `partition_key` of `partition`; returns whether there was one.
-    pub fn unhint(&mut self, partition: u32, partition_key: &str) -> bool {
+    /// Gives back `hint` of `partition_key` of `partition`, taken but not used up, merged with
+    /// any hint noted since.
+    pub fn restore(&mut self, partition: u32, partition_key: &str, hint: Hint) {
+        let id = (partition, partition_key.to_string());
+        let merged = match (self.hints.remove(&id), hint) {
+            (None, hint) => hint,
+            (Some(Hint::Announced(mut newer)), Hint::Announced(older))
+                if newer.len() + older.len() <= ANNOUNCED_PER_KEY =>
+            {
+                newer.extend(older);
+                Hint::Announced(newer)
+            }
+            _ => Hint::Range,
+        };
+        self.make_room();
+        self.hints.insert(id, merged);
+    }
+
+    /// Takes the hint of `partition_key` of `partition`, if any.
+    pub fn take_hint(&mut self, partition: u32, partition_key: &str) -> Option<Hint> {
         self.hints.remove(&(partition, partition_key.to_string()))
     }
 
@@ -153,17 +209,12 @@ impl State {
         &mut self,
         idle: impl Fn(u32) -> bool,
         now: u64,
-    ) -> (Vec<(u32, String)>, bool) {
-        let mut taken = Vec::new();
-        let held = &self.held;
-        self.hints.retain(|(p, key)| {
-            if idle(*p) {
-                taken.push((*p, key.clone()));
-                false
-            } else {
-                held.contains_key(p)
-            }
-        });
+    ) -> (HashMap<(u32, String), Hint>, bool) {
+        let (taken, kept) = std::mem::take(&mut self.hints)
+            .into_iter()
+            .filter(|((p, _), _)| self.held.contains_key(p))
+            .partition(|((p, _), _)| idle(*p));
+        self.hints = kept;
         let scheduled_due = self.scheduled.is_some_and(|at| at <= now);
         if scheduled_due {
             self.scheduled = None;

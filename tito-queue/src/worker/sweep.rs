@@ -10,8 +10,11 @@
 //! whatever the number of partitions.
 //!
 //! Most sweeps need not read the marks: commits through this worker's engine announce their
-//! keys (`TitoEngine::published`), and keys with more events than a sweep read are noted too;
-//! such *hints* are read directly. Full sweeps find what was published elsewhere: every poll
+//! events (`TitoEngine::published`), and keys with more events than a sweep read are noted too;
+//! such *hints* are read directly. An announced event carries its key's latest position before
+//! it, so when that is the last event the worker took off the key, the event is read by its key
+//! (a point read, which a log-structured engine answers without stepping over the deleted keys
+//! of handled events), not by range. Full sweeps find what was published elsewhere: every poll
 //! interval while they find such work, backing off to the idle poll interval otherwise.
 //!
 //! Pending events are stored per partition key, in position order, and each partition key's
@@ -27,14 +30,14 @@
 //! task ends after its acknowledgement committed, so the snapshot never shows events already
 //! acknowledged.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tito_core::backend::{KeyRange, KvPair};
-use tito_core::event::ReadyMark;
+use tito_core::event::{Published, PublishedKeys, ReadyMark};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 use tracing::warn;
 
@@ -43,7 +46,7 @@ use super::lease::now_micros;
 use super::marks::{Stale, retire};
 use super::partition;
 use super::runtime::Runtime;
-use super::state::{KeyProgress, State};
+use super::state::{Hint, KeyProgress, State};
 
 /// Most ready marks read per sweep.
 const MARKS: usize = 4_096;
@@ -72,6 +75,9 @@ struct Read {
     mark: Option<ReadyMark>,
     /// Whether the key was hinted (its events were announced in this process).
     hinted: bool,
+    /// Its next pending events, when announcements tell exactly which they are: they are read
+    /// by their keys, not by range.
+    exact: Option<Vec<Published>>,
     progress: KeyProgress,
 }
 
@@ -83,39 +89,98 @@ struct Plan {
 }
 
 impl Plan {
-    /// Plans the read of `partition_key`, whose ready mark is `mark` if it was read.
+    /// Plans the read of `partition_key`, whose ready mark is `mark` if it was read, and whose
+    /// hint, if it had one, is `hint`.
     fn read(
         &mut self,
-        state: &State,
+        state: &mut State,
         s: &Settings,
-        partition: u32,
-        partition_key: String,
+        (partition, partition_key): (u32, String),
         mark: Option<ReadyMark>,
-        hinted: bool,
+        hint: Option<Hint>,
     ) {
-        let progress = state.progress(partition, &partition_key);
-        let id = (partition, partition_key);
-        if progress.not_before > self.now || self.reads.contains_key(&id) {
+        let mut progress = state.progress(partition, &partition_key);
+        let planned = self.reads.contains_key(&(partition, partition_key.clone()));
+        if progress.not_before > self.now || planned {
             return;
         }
-        match mark {
-            // Everything up to the mark was taken off: the mark goes once the key is idle.
-            Some(mark) if mark.latest <= progress.after => {
-                self.stale
-                    .extend(Stale::if_idle(s, self.now, id.0, &id.1, mark));
-            }
-            _ => {
-                let read = Read {
-                    partition: id.0,
-                    partition_key: id.1.clone(),
-                    mark,
-                    hinted,
-                    progress,
-                };
-                self.reads.insert(id, read);
-            }
+        // A mark handed over past its latest position: nothing of the key is pending.
+        if let Some(mark) = mark.filter(|m| m.first > m.latest && m.latest > progress.after) {
+            progress.after = mark.latest;
+            state.learned(partition, &partition_key, Some(progress));
         }
+        let hinted = hint.is_some();
+        let announced = match hint {
+            Some(Hint::Announced(events)) => {
+                let events: Vec<Published> = (events.into_iter())
+                    .filter(|e| e.position > progress.after)
+                    .collect();
+                (!events.is_empty()).then_some(events)
+            }
+            _ => None,
+        };
+        if let Some(mark) = mark
+            && mark.latest <= progress.after
+        {
+            // Everything up to the mark was taken off: the mark goes once the key is idle.
+            // Events announced since the snapshot began are read by a later sweep.
+            self.stale
+                .extend(Stale::if_idle(s, self.now, partition, &partition_key, mark));
+            if let Some(events) = announced {
+                state.restore(partition, &partition_key, Hint::Announced(events));
+            }
+            return;
+        }
+        let exact = match announced {
+            Some(events) => match next_events(events, progress.after, mark) {
+                Ok(exact) => Some(exact),
+                // Announced since the snapshot began: kept for a later sweep.
+                Err(events) => {
+                    state.restore(partition, &partition_key, Hint::Announced(events));
+                    None
+                }
+            },
+            None => None,
+        };
+        let read = Read {
+            partition,
+            partition_key: partition_key.clone(),
+            mark,
+            hinted,
+            exact,
+            progress,
+        };
+        self.reads.insert((partition, partition_key), read);
     }
+}
+
+/// `events` (announced, after `after`) in position order, if they are exactly the key's next
+/// pending events: the first directly follows `after` (or no event of the key was pending when
+/// it was written) and each next one directly follows the one before; and, if the key's mark
+/// was read, the last of them is its latest event (announced events commit before their
+/// announcement, but may have committed after the snapshot). Otherwise gives them back.
+fn next_events(
+    mut events: Vec<Published>,
+    after: u64,
+    mark: Option<ReadyMark>,
+) -> Result<Vec<Published>, Vec<Published>> {
+    events.sort_by_key(|e| e.position);
+    events.dedup_by_key(|e| e.position);
+    let mut before = None;
+    for event in &events {
+        let follows = match before {
+            None => event.after.is_none() || (after > 0 && event.after == Some(after)),
+            Some(b) => event.after == Some(b),
+        };
+        if !follows {
+            return Err(events);
+        }
+        before = Some(event.position);
+    }
+    if mark.is_some_and(|m| before != Some(m.latest)) {
+        return Err(events);
+    }
+    Ok(events)
 }
 
 /// What a sweep found.
@@ -134,6 +199,7 @@ pub(crate) async fn sweep<B: Backend>(
     rt: &Arc<Runtime<B>>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
+    published: &mut broadcast::Receiver<PublishedKeys>,
     cursor: &mut u32,
     full: bool,
 ) -> Result<Found, TitoError> {
@@ -173,6 +239,12 @@ pub(crate) async fn sweep<B: Backend>(
     } else {
         Vec::new()
     };
+    // Events announced since the snapshot began may have committed after it: they only tell
+    // which keys the marks found were announced (see `Found::unhinted`), and stay hints. Taken
+    // after the marks were read, so that even a publisher slow to announce is seen.
+    rt.take_announced(published);
+    // Every event announced so far is due by now, unless scheduled later.
+    let now = now_micros();
     let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
     let mut marked = Vec::new();
     let mut read = 0;
@@ -205,20 +277,20 @@ pub(crate) async fn sweep<B: Backend>(
         // Still held with the same token, and taken by no task since (only the sweep starts
         // tasks).
         let idle = |state: &State, p: u32| idle.get(&p).is_some_and(|&token| state.holds(p, token));
-        let hinted: HashSet<(u32, String)> = hinted.into_iter().collect();
+        let mut hinted = hinted;
         for (partition, partition_key, mark) in marked {
             if !idle(&state, partition) {
                 continue;
             }
             // Announced before the snapshot began, or since: either way not found by marks
             // alone.
-            let announced = hinted.contains(&(partition, partition_key.clone()))
-                || state.unhint(partition, &partition_key);
-            plan.read(&state, s, partition, partition_key, Some(mark), announced);
+            let hint = (hinted.remove(&(partition, partition_key.clone())))
+                .or_else(|| state.take_hint(partition, &partition_key));
+            plan.read(&mut state, s, (partition, partition_key), Some(mark), hint);
         }
-        for (partition, partition_key) in hinted {
-            if idle(&state, partition) {
-                plan.read(&state, s, partition, partition_key, None, true);
+        for (id, hint) in hinted {
+            if idle(&state, id.0) {
+                plan.read(&mut state, s, id, None, Some(hint));
             }
         }
         for p in retry_due {
@@ -227,10 +299,10 @@ pub(crate) async fn sweep<B: Backend>(
             }
         }
     }
-    // A hinted key the worker knows nothing of is read from where its mark says its events
-    // begin, not from its first key.
+    // A key to read by range that the worker knows nothing of is read from where its mark says
+    // its events begin, not from its first key.
     let unknown: Vec<(u32, String)> = (plan.reads.values())
-        .filter(|r| r.mark.is_none() && r.progress.after == 0)
+        .filter(|r| r.mark.is_none() && r.exact.is_none() && r.progress.after == 0)
         .map(|r| (r.partition, r.partition_key.clone()))
         .collect();
     if !unknown.is_empty() {
@@ -275,8 +347,9 @@ pub(crate) async fn sweep<B: Backend>(
     Ok(found)
 }
 
-/// Reads the pending events of `reads` in one multi-range read and adds the due ones to `work`.
-/// Returns whether a key that was not hinted had due events.
+/// Reads the pending events of `reads`, by range in one multi-range read and by key in one
+/// batched read, and adds the due ones to `work`. Returns whether a key that was not hinted had
+/// due events.
 async fn read_keys<B: Backend>(
     rt: &Runtime<B>,
     snapshot: &tito_core::TitoTransaction<B>,
@@ -294,7 +367,9 @@ async fn read_keys<B: Backend>(
     // with more are hinted for the next sweep, which shares the budget among fewer keys.
     let budget = s.batch_size.saturating_mul(64);
     let limit = (budget / reads.len()).clamp(1, s.batch_size);
-    let ranges: Vec<KeyRange> = reads
+    let (exact, ranged): (Vec<Read>, Vec<Read>) =
+        reads.into_iter().partition(|r| r.exact.is_some());
+    let ranges: Vec<KeyRange> = ranged
         .iter()
         .map(|r| {
             let after = match r.progress.after {
@@ -305,9 +380,15 @@ async fn read_keys<B: Backend>(
             keys::pending_key_range(&s.event_type, &s.group, r.partition, &r.partition_key, from)
         })
         .collect();
-    let found = snapshot.scan_many(&ranges, limit).await?;
+    let mut found: Vec<(Read, Vec<KvPair>)> = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        let found = snapshot.scan_many(&ranges, limit).await?;
+        ranged.into_iter().zip(found).collect()
+    };
+    found.extend(read_exact(rt, snapshot, exact, now, limit).await?);
     let prefix = keys::group_prefix(&s.event_type, &s.group, "pending").len();
-    for (read, rows) in reads.into_iter().zip(found) {
+    for (read, rows) in found {
         let position = |key: &[u8]| keys::pending_key_parts(key, prefix).map(|(_, _, at)| at);
         let due = rows
             .iter()
@@ -328,7 +409,7 @@ async fn read_keys<B: Backend>(
         if rows.is_empty() {
             // Nothing pending up to the mark: while the mark stays, later events of the key
             // take later positions, so reads can start after it.
-            let Some(mark) = read.mark else {
+            let Some(mark) = read.mark.filter(|_| read.exact.is_none()) else {
                 continue;
             };
             match Stale::if_idle(s, now, read.partition, &read.partition_key, mark) {
@@ -344,7 +425,7 @@ async fn read_keys<B: Backend>(
             }
             continue;
         }
-        let more = rows.len() == limit && due == limit;
+        let more = read.exact.is_none() && rows.len() == limit && due == limit;
         unhinted |= !read.hinted;
         let mut rows = rows;
         rows.truncate(due);
@@ -355,6 +436,67 @@ async fn read_keys<B: Backend>(
         });
     }
     Ok(unhinted)
+}
+
+/// Reads the announced events of `reads` by their keys: the due ones, at most `limit` per key,
+/// and the first one not due (it tells when the key is next due). Events left over stay hints;
+/// an event found missing makes its key read by range.
+async fn read_exact<B: Backend>(
+    rt: &Runtime<B>,
+    snapshot: &tito_core::TitoTransaction<B>,
+    reads: Vec<Read>,
+    now: u64,
+    limit: usize,
+) -> Result<Vec<(Read, Vec<KvPair>)>, TitoError> {
+    if reads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let s = &rt.settings;
+    let mut wanted: Vec<Vec<u8>> = Vec::new();
+    let mut counts = Vec::with_capacity(reads.len());
+    for read in &reads {
+        let events = read.exact.as_deref().unwrap_or_default();
+        let due = events.iter().take_while(|e| e.position <= now).count();
+        let count = if due < limit {
+            (due + 1).min(events.len())
+        } else {
+            limit
+        };
+        wanted.extend(events[..count].iter().map(|e| {
+            keys::pending_key(
+                &s.event_type,
+                &s.group,
+                read.partition,
+                &read.partition_key,
+                e.position,
+                &e.id,
+            )
+        }));
+        counts.push(count);
+    }
+    let mut values = snapshot.batch_get(&wanted).await?.into_iter();
+    let mut wanted = wanted.into_iter();
+    let mut found = Vec::with_capacity(reads.len());
+    let mut state = rt.state.lock();
+    for (read, count) in reads.into_iter().zip(counts) {
+        let mut rows = Vec::with_capacity(count);
+        let mut missing = false;
+        for (key, value) in wanted.by_ref().take(count).zip(values.by_ref()) {
+            match value {
+                Some(value) if !missing => rows.push((key, value)),
+                _ => missing = true,
+            }
+        }
+        let events = read.exact.as_deref().unwrap_or_default();
+        if missing {
+            state.hint(read.partition, &read.partition_key);
+        } else if events.len() > rows.len() {
+            let left = events[rows.len()..].to_vec();
+            state.restore(read.partition, &read.partition_key, Hint::Announced(left));
+        }
+        found.push((read, rows));
+    }
+    Ok(found)
 }
 
 /// Starts a task for each partition of `work`; the next full sweep reads marks after the last.
@@ -385,5 +527,51 @@ fn dispatch<B: Backend>(
             work,
             permits.clone(),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: u64, after: Option<u64>) -> Published {
+        Published {
+            partition: 1,
+            partition_key: "k".into(),
+            position,
+            id: format!("e{position}"),
+            after,
+        }
+    }
+
+    fn positions(events: &[Published]) -> Vec<u64> {
+        events.iter().map(|e| e.position).collect()
+    }
+
+    fn mark(latest: u64) -> Option<ReadyMark> {
+        Some(ReadyMark { first: 0, latest })
+    }
+
+    #[test]
+    fn announced_events_are_next_only_as_an_unbroken_chain_from_what_was_taken_off() {
+        let chain = vec![event(30, Some(20)), event(20, Some(10))];
+        let next = next_events(chain.clone(), 10, None).expect("follows 10");
+        assert_eq!(positions(&next), [20, 30], "in position order");
+        assert!(next_events(chain.clone(), 10, mark(30)).is_ok());
+        // The mark holds a later event: one not announced (published elsewhere).
+        assert!(next_events(chain.clone(), 10, mark(40)).is_err());
+        // The mark was read before the last one committed.
+        assert!(next_events(chain.clone(), 10, mark(20)).is_err());
+        // An event between 10 and 20 was not announced.
+        assert!(next_events(chain.clone(), 5, None).is_err());
+        // Nothing is known of the key: only an event written with no mark at all can start.
+        assert!(next_events(chain, 0, None).is_err());
+        let first = vec![event(7, None), event(9, Some(7))];
+        assert_eq!(positions(&next_events(first, 0, None).unwrap()), [7, 9]);
+        // A later event written with no mark follows an unknown gap.
+        assert!(next_events(vec![event(7, None), event(9, None)], 0, None).is_err());
+        assert!(next_events(vec![event(7, Some(5)), event(9, Some(8))], 5, None).is_err());
+        let repeated = vec![event(7, Some(5)), event(7, Some(5)), event(9, Some(7))];
+        assert_eq!(positions(&next_events(repeated, 5, None).unwrap()), [7, 9]);
     }
 }
