@@ -106,6 +106,9 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
                 _ => {}
             }
         }
+        // Sweeps run beside heartbeats: a partition being released is kept busy, so no task
+        // starts on it while its marks are handed over and its lease let go.
+        state.busy.extend(plan.release.iter().map(|(p, _)| *p));
         for &p in &targets {
             let takeable = leases
                 .get(&p)
@@ -116,13 +119,41 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
         }
         plan
     };
+    let result = change_leases(rt, &plan, active, now, ttl).await;
+    {
+        let mut state = rt.state.lock();
+        for (p, _) in &plan.release {
+            state.busy.remove(p);
+        }
+    }
+    for (p, token) in plan.renew_busy {
+        // Races with the partition's own acknowledgement, which renews the lease as well.
+        if let Err(e) = renew_one(rt, p, token, now.saturating_add(ttl)).await {
+            debug!(partition = p, error = %e, "renewing a busy lease failed");
+        }
+    }
+    if active && let Err(e) = prune::prune(rt, now).await {
+        warn!(error = %e, "pruning retained queue events or dead letters failed");
+    }
+    result
+}
+
+/// Hands the marks of the partitions `plan` releases over, then renews, releases and acquires
+/// leases as it says, in one transaction (retried on conflicts).
+async fn change_leases<B: Backend>(
+    rt: &Runtime<B>,
+    plan: &Plan,
+    active: bool,
+    now: u64,
+    ttl: u64,
+) -> Result<(), TitoError> {
     if !plan.release.is_empty() {
         marks::hand_over(rt, &plan.release).await;
     }
     let mut result = Ok(());
     for attempt in 1..=ATTEMPTS {
         let tx = rt.engine.begin().await?;
-        let outcome = apply(rt, &tx, &plan, active, now, ttl).await;
+        let outcome = apply(rt, &tx, plan, active, now, ttl).await;
         match tx.finish(outcome).await {
             Ok(changes) => {
                 let acquired: Vec<u32> = changes.acquired.iter().map(|(p, _)| *p).collect();
@@ -142,15 +173,6 @@ pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Resu
                 break;
             }
         }
-    }
-    for (p, token) in plan.renew_busy {
-        // Races with the partition's own acknowledgement, which renews the lease as well.
-        if let Err(e) = renew_one(rt, p, token, now.saturating_add(ttl)).await {
-            debug!(partition = p, error = %e, "renewing a busy lease failed");
-        }
-    }
-    if active && let Err(e) = prune::prune(rt, now).await {
-        warn!(error = %e, "pruning retained queue events or dead letters failed");
     }
     result
 }

@@ -83,6 +83,7 @@ impl<B: Backend> Runtime<B> {
         info!(event_type = %s.event_type, group = %s.group, worker = %s.worker_id, "queue worker started");
         let permits = Arc::new(Semaphore::new(s.concurrency));
         let mut tasks = JoinSet::new();
+        let mut beat = JoinSet::new();
         let mut heartbeat = interval(s.heartbeat());
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut published = self.engine.published(&s.event_type);
@@ -101,9 +102,19 @@ impl<B: Backend> Runtime<B> {
                 () = signalled(&mut shutdown) => break,
                 () = stop_requested(&mut stop) => break,
                 _ = heartbeat.tick() => {
-                    if let Err(e) = lease::heartbeat(&self, active).await {
-                        warn!(error = %e, "queue heartbeat failed");
+                    // On a task of its own: a heartbeat that reads and writes every lease must
+                    // not hold back the handling of announced events. One at a time.
+                    if beat.is_empty() {
+                        let rt = self.clone();
+                        beat.spawn(async move {
+                            if let Err(e) = lease::heartbeat(&rt, active).await {
+                                warn!(error = %e, "queue heartbeat failed");
+                            }
+                        });
                     }
+                }
+                Some(done) = beat.join_next() => {
+                    report(done);
                     // Partitions it acquired are read at once.
                     next_sweep = Instant::now();
                 }
@@ -147,6 +158,11 @@ impl<B: Backend> Runtime<B> {
                     }
                 }
             }
+        }
+        // A heartbeat under way may have taken leases not recorded yet: it ends before the
+        // drain releases what is held.
+        while let Some(done) = beat.join_next().await {
+            report(done);
         }
         self.drain(tasks, heartbeat).await
     }
@@ -225,6 +241,6 @@ fn report(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done
         && !e.is_cancelled()
     {
-        warn!(error = %e, "queue partition task failed");
+        warn!(error = %e, "queue worker task failed");
     }
 }
