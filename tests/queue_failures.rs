@@ -87,6 +87,85 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
     assert_eq!(backlog(&queue).await, 0);
 }
 
+/// Issue 11, defect 4: a handler error is stored beside its event in the retry entry and the
+/// dead letter; unbounded, one past the value limit made every acknowledgement fail (not
+/// retryable), so the batch ran again on every poll, forever. Errors are cut to
+/// `MAX_ERROR_LEN`, and the event still becomes a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_handler_error_is_cut_and_the_event_still_dead_lettered() {
+    let (db, queue) = fresh().await;
+    let worker = fast(&queue)
+        .retry(quick_retry(2))
+        .run(move |_| Box::pin(async { Err(tito::TitoError::custom("e".repeat(7 << 20))) }));
+    publish(&db, "loud", 0).await.unwrap();
+    wait_until("the event is dead", || async {
+        backlog(&queue).await == 0
+            && !(queue.dead_letters(EVENT, DEFAULT_GROUP, 1).await.unwrap()).is_empty()
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    let dead = queue.dead_letters(EVENT, DEFAULT_GROUP, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.len() <= tito::queue::MAX_ERROR_LEN);
+    assert!(
+        dead[0]
+            .error
+            .ends_with(&format!("(cut from {} bytes)", 7 << 20))
+    );
+}
+
+/// A record whose event could not be stored again beside an error is refused when published,
+/// with a typed error, and nothing of its transaction is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_to_retry_is_refused_when_published() {
+    let (db, queue) = fresh().await;
+    let model = db.clone().model::<Note>();
+    let note = Note {
+        id: "big".into(),
+        owner: "o".into(),
+        body: "b".repeat(tito::queue::MAX_EVENT_LEN),
+    };
+    let options = tito::TitoOptions::with_events(tito::TitoOperation::Insert);
+    let result = db
+        .transaction(|tx| async move { model.build_with_options(note, options, &tx).await })
+        .await;
+    assert!(
+        matches!(result, Err(tito::TitoError::TooLarge { what: "event", .. })),
+        "{result:?}"
+    );
+    let model = db.clone().model::<Note>();
+    assert!(
+        model.find_by_id("big", vec![]).await.is_err(),
+        "not written"
+    );
+    assert_eq!(backlog(&queue).await, 0);
+}
+
+/// A record with a body, whose events are ordered per `owner`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Note {
+    id: String,
+    owner: String,
+    body: String,
+}
+
+impl tito::TitoModelTrait for Note {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "note".into()
+    }
+    fn events(&self) -> Vec<tito::TitoEventConfig> {
+        vec![tito::TitoEventConfig {
+            name: EVENT.to_string(),
+        }]
+    }
+    fn partition_key(&self) -> String {
+        self.owner.clone()
+    }
+}
+
 /// Issue 11, defect 1: a worker that knows nothing of a partition's parked keys (just started,
 /// rebalanced, or after a failed batch) reads its retry area; an undecodable entry there used to
 /// fail every batch of the partition, so its other keys were never handled.

@@ -154,6 +154,11 @@ pub fn encode_event(event: &TitoEvent) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The largest stored event: the queue stores an event again inside a retry entry or a dead
+/// letter, beside its error (at most `MAX_ERROR_LEN` bytes of it in tito-queue), and those must
+/// stay within the value limit too, or their acknowledgement could never commit.
+pub const MAX_EVENT_LEN: usize = crate::txn::MAX_VALUE_LEN - 128 * 1024;
+
 /// Decodes a stored event.
 pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
     match bytes.split_first() {
@@ -474,6 +479,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             run_at: position,
         };
         let value = encode_event(&event)?;
+        crate::txn::check_len("event", value.len(), MAX_EVENT_LEN)?;
         for group in &groups {
             let mark = marks.get(group.as_str()).copied().flatten();
             write_pending(tx, group, &event, value.clone(), mark).await?;

@@ -290,7 +290,7 @@ fn active<T>(state: &mut Option<T>) -> Result<&mut T> {
         .ok_or_else(|| TitoError::TransactionClosed("already committed or rolled back".into()))
 }
 
-fn check_len(what: &'static str, size: usize, limit: usize) -> Result<()> {
+pub(crate) fn check_len(what: &'static str, size: usize, limit: usize) -> Result<()> {
     if size > limit {
         return Err(TitoError::TooLarge { what, size, limit });
     }

@@ -38,22 +38,43 @@ impl<B: Backend> Clone for Handler<B> {
     }
 }
 
+/// The longest handler error kept, in bytes: retry entries and dead letters store it beside the
+/// event, and must fit in a stored value (see `tito_core::event::MAX_EVENT_LEN`).
+pub const MAX_ERROR_LEN: usize = 4 * 1024;
+
 /// Runs a handler: its error, its panic (while building or polling its future), or running
-/// longer than `timeout` becomes `Err(message)`.
+/// longer than `timeout` becomes `Err(message)`, cut to [`MAX_ERROR_LEN`].
 pub(crate) async fn run_guarded(
     timeout: Option<Duration>,
     make: impl FnOnce() -> HandlerFuture,
 ) -> Result<(), String> {
     let future = match catch_unwind(AssertUnwindSafe(make)) {
         Ok(future) => CatchUnwind(future),
-        Err(panic) => return Err(panic_message(panic)),
+        Err(panic) => return Err(bounded(panic_message(panic))),
     };
-    match timeout {
+    let outcome = match timeout {
         Some(limit) => tokio::time::timeout(limit, future)
             .await
             .unwrap_or_else(|_| Err(format!("handler timed out after {limit:?}"))),
         None => future.await,
+    };
+    outcome.map_err(bounded)
+}
+
+/// `error`, cut to at most [`MAX_ERROR_LEN`] bytes (on a character boundary) with a note of how
+/// long it was.
+fn bounded(mut error: String) -> String {
+    if error.len() <= MAX_ERROR_LEN {
+        return error;
     }
+    let total = error.len();
+    let mut cut = MAX_ERROR_LEN - 64;
+    while !error.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    error.truncate(cut);
+    error.push_str(&format!("... (cut from {total} bytes)"));
+    error
 }
 
 /// Polls a handler future, catching a panic of any poll.
@@ -94,6 +115,24 @@ mod tests {
         assert_eq!(polled, Err("handler panicked: boom".to_string()));
         let built = run_guarded(None, || panic!("early {}", 1)).await;
         assert_eq!(built, Err("handler panicked: early 1".to_string()));
+    }
+
+    #[tokio::test]
+    async fn long_errors_are_cut_to_the_limit_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ERROR_LEN);
+        let error = long.clone();
+        let cut = run_guarded(None, move || {
+            Box::pin(async move { Err(TitoError::custom(error)) })
+        })
+        .await
+        .unwrap_err();
+        assert!(cut.len() <= MAX_ERROR_LEN, "{}", cut.len());
+        assert!(cut.ends_with(&format!("... (cut from {} bytes)", long.len())));
+        assert!(long.starts_with(cut.split("...").next().unwrap()));
+        let panicked = run_guarded(None, move || panic!("{}", "x".repeat(1 << 20)))
+            .await
+            .unwrap_err();
+        assert!(panicked.len() <= MAX_ERROR_LEN);
     }
 
     #[tokio::test]
