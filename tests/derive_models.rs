@@ -473,6 +473,60 @@ async fn typed_queries_return_what_string_queries_return() {
     assert_eq!(ids(rest), vec!["p3"]);
 }
 
+/// `first`, `count` and `all` agree with paging, and `limit` takes a plain number.
+#[tokio::test]
+async fn first_count_and_all_agree_with_pages() {
+    let db = support::engine().await;
+    write(&db, posts(), vec![], vec![]).await;
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
+    let tech = || Post::by_category_date(&posts).value("tech");
+
+    let page = tech().limit(2).execute().await.unwrap();
+    assert_eq!(ids(page.clone()), vec!["p0", "p3"]);
+    assert_eq!(
+        tech().first().await.unwrap().map(|p| p.id),
+        Some("p0".to_string())
+    );
+    assert_eq!(tech().count().await.unwrap(), 3);
+    let all: Vec<String> = (tech().limit(1).all().await.unwrap())
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(all, vec!["p0", "p3", "p1"], "all pages, whatever the limit");
+    // After a cursor: what the next pages hold.
+    let rest = tech().cursor(page.cursor.clone());
+    assert_eq!(rest.count().await.unwrap(), 1);
+    assert_eq!(
+        rest.first().await.unwrap().map(|p| p.id),
+        Some("p1".to_string())
+    );
+    // A range, and nothing matching.
+    assert_eq!(tech().between(0, 20230101).count().await.unwrap(), 2);
+    let none = Post::by_category_date(&posts).value("cooking");
+    assert_eq!(none.count().await.unwrap(), 0);
+    assert!(none.first().await.unwrap().is_none());
+    assert!(none.all().await.unwrap().is_empty());
+    // Untyped, inside a transaction that sees its own writes.
+    let tx = db.begin().await.unwrap();
+    let extra = Post {
+        id: "p9".into(),
+        category: "tech".into(),
+        published_at: -9,
+        ..Post::default()
+    };
+    posts.build(extra, &tx).await.unwrap();
+    let mut query = posts.query_by_index("by_category_date");
+    query.value("tech").limit(Some(1));
+    assert_eq!(query.count_tx(&tx).await.unwrap(), 4);
+    assert_eq!(
+        query.first_tx(&tx).await.unwrap().map(|p| p.id),
+        Some("p9".to_string())
+    );
+    assert_eq!(query.all_tx(&tx).await.unwrap().len(), 4);
+    tx.rollback().await.unwrap();
+    assert_eq!(query.count().await.unwrap(), 3);
+}
+
 #[tokio::test]
 async fn conditional_index_follows_its_condition_through_updates() {
     let db = support::engine().await;

@@ -118,9 +118,9 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
         self
     }
 
-    /// Returns at most `limit` records; `None` returns all.
-    pub fn limit(&mut self, limit: Option<usize>) -> &mut Self {
-        self.limit = limit;
+    /// Returns at most `limit` records (`10` or `Some(10)`); `None` returns all.
+    pub fn limit(&mut self, limit: impl Into<Option<usize>>) -> &mut Self {
+        self.limit = limit.into();
         self
     }
 
@@ -148,6 +148,58 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     /// Runs the query in reverse index order inside `tx`.
     pub async fn execute_reverse_tx(&self, tx: &TitoTransaction<B>) -> Result<TitoPage<T>> {
         self.run(tx, true).await
+    }
+
+    /// The first record in index order, if any, on a consistent snapshot.
+    pub async fn first(&self) -> Result<Option<T>> {
+        let tx = self.model.engine.snapshot().await?;
+        let result = self.first_tx(&tx).await;
+        tx.finish(result).await
+    }
+
+    /// The first record in index order, if any, inside `tx`.
+    pub async fn first_tx(&self, tx: &TitoTransaction<B>) -> Result<Option<T>> {
+        let mut query = self.clone();
+        query.limit(1);
+        Ok(query.run(tx, false).await?.items.into_iter().next())
+    }
+
+    /// Every record the query matches (after its cursor, if any), in index order, ignoring its
+    /// limit: for sets small enough to hold in memory.
+    pub async fn all(&self) -> Result<Vec<T>> {
+        let tx = self.model.engine.snapshot().await?;
+        let result = self.all_tx(&tx).await;
+        tx.finish(result).await
+    }
+
+    /// [`all`](Self::all) inside `tx`.
+    pub async fn all_tx(&self, tx: &TitoTransaction<B>) -> Result<Vec<T>> {
+        let mut query = self.clone();
+        query.limit(None);
+        Ok(query.run(tx, false).await?.items)
+    }
+
+    /// How many records the query matches (after its cursor, if any), ignoring its limit;
+    /// reads index entries only, not the records.
+    pub async fn count(&self) -> Result<usize> {
+        let tx = self.model.engine.snapshot().await?;
+        let result = self.count_tx(&tx).await;
+        tx.finish(result).await
+    }
+
+    /// [`count`](Self::count) inside `tx`.
+    pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
+        let (_, range, _) = self.plan(false)?;
+        let mut counted = 0;
+        let mut range = range;
+        loop {
+            let chunk = tx.scan(range.clone(), SCAN_CHUNK).await?;
+            counted += chunk.len();
+            match chunk.last() {
+                Some((last, _)) if chunk.len() == SCAN_CHUNK => range.start = key_after(last),
+                _ => return Ok(counted),
+            }
+        }
     }
 
     async fn run_snapshot(&self, reverse: bool) -> Result<TitoPage<T>> {
@@ -236,7 +288,9 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
         Ok(range)
     }
 
-    async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
+    /// Checks the query against the model, and gives its index, the key range left to read
+    /// (after the cursor, if any) and the fingerprint cursors of the query carry.
+    fn plan(&self, reverse: bool) -> Result<(&IndexDef, KeyRange, u64)> {
         let schema = &self.model.schema;
         schema.check()?;
         let index = schema.index(&self.index)?;
@@ -262,6 +316,12 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
                 range.start = key_after(&last);
             }
         }
+        Ok((index, range, query))
+    }
+
+    async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
+        let (index, range, query) = self.plan(reverse)?;
+        let schema = &self.model.schema;
         let want = self.limit.map(|n| n.saturating_add(1));
         let entries = scan(tx, range, reverse, want).await?;
         let has_more = self.limit.is_some_and(|n| entries.len() > n);

@@ -137,8 +137,8 @@ impl<T: crate::model::TitoModelTrait, B: Backend, Fields> TypedQuery<T, B, Field
         self
     }
 
-    /// Returns at most `limit` records; `None` returns all.
-    pub fn limit(mut self, limit: Option<usize>) -> Self {
+    /// Returns at most `limit` records (`10` or `Some(10)`); `None` returns all.
+    pub fn limit(mut self, limit: impl Into<Option<usize>>) -> Self {
         self.query.limit(limit);
         self
     }
@@ -167,6 +167,37 @@ impl<T: crate::model::TitoModelTrait, B: Backend, Fields> TypedQuery<T, B, Field
     /// Runs the query in reverse index order inside `tx`.
     pub async fn execute_reverse_tx(&self, tx: &TitoTransaction<B>) -> Result<TitoPage<T>> {
         self.query.execute_reverse_tx(tx).await
+    }
+
+    /// The first record in index order, if any, on a consistent snapshot.
+    pub async fn first(&self) -> Result<Option<T>> {
+        self.query.first().await
+    }
+
+    /// The first record in index order, if any, inside `tx`.
+    pub async fn first_tx(&self, tx: &TitoTransaction<B>) -> Result<Option<T>> {
+        self.query.first_tx(tx).await
+    }
+
+    /// Every record the query matches (after its cursor, if any), ignoring its limit.
+    pub async fn all(&self) -> Result<Vec<T>> {
+        self.query.all().await
+    }
+
+    /// Every record the query matches, inside `tx`.
+    pub async fn all_tx(&self, tx: &TitoTransaction<B>) -> Result<Vec<T>> {
+        self.query.all_tx(tx).await
+    }
+
+    /// How many records the query matches (after its cursor, if any), ignoring its limit,
+    /// without reading the records.
+    pub async fn count(&self) -> Result<usize> {
+        self.query.count().await
+    }
+
+    /// How many records the query matches, inside `tx`.
+    pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
+        self.query.count_tx(tx).await
     }
 
     /// The untyped query this builder drives.
