@@ -172,7 +172,7 @@ pub mod __private {
     pub use tito_core::model::derived::{
         Fanout, Hop, push_components, push_index, relation_source, table_of, typed_entries,
     };
-    pub use tito_core::query::{End, Field, Relation, TypedQuery};
+    pub use tito_core::query::{End, Field, QueryArg, Relation, TypedQuery};
     pub use tito_core::{
         Backend, IndexComponent, IndexedValues, TitoEmbeddedRelationshipConfig, TitoError,
         TitoEventConfig, TitoIndexConfig, TitoIndexField, TitoModel, TitoModelTrait,

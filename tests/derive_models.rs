@@ -527,6 +527,37 @@ async fn first_count_and_all_agree_with_pages() {
     assert_eq!(query.count().await.unwrap(), 3);
 }
 
+/// The generated reads by id and by unique index give the record or `None`.
+#[tokio::test]
+async fn generated_gets_read_by_id_and_by_unique_value() {
+    let db = support::engine().await;
+    let authors: TitoModel<Author, AnyBackend> = db.clone().model();
+    let ada = Author {
+        id: "a1".into(),
+        email: "ada@example.com".into(),
+    };
+    let tx = db.begin().await.unwrap();
+    authors.build(ada.clone(), &tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        Author::get(&authors, "a1").await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(Author::get(&authors, "a2").await.unwrap(), None);
+    assert_eq!(
+        Author::get_by_email(&authors, "ada@example.com")
+            .await
+            .unwrap(),
+        Some(ada)
+    );
+    assert_eq!(
+        Author::get_by_email(&authors, "bob@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 #[tokio::test]
 async fn conditional_index_follows_its_condition_through_updates() {
     let db = support::engine().await;

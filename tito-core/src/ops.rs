@@ -378,6 +378,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         TitoError::NotFound(format!("`{}` record `{id}`", self.schema.table))
     }
 
+    /// Reads a record by id from a consistent snapshot, or `None` if it does not exist.
+    pub async fn get(&self, id: &str) -> Result<Option<T>> {
+        let tx = self.engine.snapshot().await?;
+        let result = self.find_optional_tx(id, Vec::new(), &tx).await;
+        tx.finish(result).await
+    }
+
     /// Reads a record by id from a consistent snapshot, hydrating the named relationships
     /// (destination field names). Fails with [`TitoError::NotFound`] if it does not exist.
     pub async fn find_by_id(&self, id: &str, relationships: Vec<String>) -> Result<T> {

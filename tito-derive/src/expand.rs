@@ -23,6 +23,10 @@ pub fn model(model: &Model) -> TokenStream {
         typed_index_entries(model),
     ];
     let queries = model.indexes.iter().map(|index| typed_query(model, index));
+    let unique_gets = (model.indexes.iter())
+        .filter(|index| index.unique)
+        .map(|index| get_by_unique(model, index));
+    let get = get_by_id(model);
     let relations = relation_constants(model);
     quote! {
         #[automatically_derived]
@@ -33,7 +37,9 @@ pub fn model(model: &Model) -> TokenStream {
         #[automatically_derived]
         #[allow(dead_code)]
         impl #impl_generics #ident #ty_generics #where_clause {
+            #get
             #(#queries)*
+            #(#unique_gets)*
             #relations
         }
     }
@@ -262,6 +268,44 @@ fn typed_query(model: &Model, index: &Index) -> TokenStream {
             model: &::tito::__private::TitoModel<Self, B>,
         ) -> ::tito::__private::TypedQuery<Self, B, #fields> {
             ::tito::__private::TypedQuery::new(model.query_by_index(#name))
+        }
+    }
+}
+
+/// The typed read by id: `User::get(&users, id)`.
+fn get_by_id(model: &Model) -> TokenStream {
+    let vis = &model.vis;
+    quote! {
+        /// Reads the record with id `id` from a consistent snapshot, or `None`.
+        #vis async fn get<B: ::tito::__private::Backend>(
+            model: &::tito::__private::TitoModel<Self, B>,
+            id: &str,
+        ) -> ::std::result::Result<::std::option::Option<Self>, ::tito::__private::TitoError> {
+            model.get(id).await
+        }
+    }
+}
+
+/// The typed read through one unique index: `User::get_by_email(&users, "a@b.c")`.
+fn get_by_unique(model: &Model, index: &Index) -> TokenStream {
+    let vis = &model.vis;
+    let query = &index.method;
+    let method = format_ident!("get_{}", index.method);
+    let params: Vec<syn::Ident> = (0..index.fields.len())
+        .map(|i| format_ident!("value_{}", i))
+        .collect();
+    let types = index.fields.iter().map(|field| &field.ty);
+    let doc = format!(
+        "Reads the record whose `{}` index entry holds the given values, or `None`.",
+        index.name
+    );
+    quote! {
+        #[doc = #doc]
+        #vis async fn #method<B: ::tito::__private::Backend>(
+            model: &::tito::__private::TitoModel<Self, B>,
+            #(#params: impl ::tito::__private::QueryArg<#types>),*
+        ) -> ::std::result::Result<::std::option::Option<Self>, ::tito::__private::TitoError> {
+            Self::#query(model)#(.value(#params))*.first().await
         }
     }
 }

@@ -41,6 +41,9 @@ use proc_macro::TokenStream;
 ///   whose `.value(..)` calls take the index fields' types in order (`Option`/`Vec`/set fields
 ///   take their element type), then at most one range (`gt`, `gte`, `lt`, `lte`, `between`,
 ///   and `starts_with` on string fields).
+/// - for a unique index `x`, `async fn get_by_x(model, values..) -> Result<Option<Self>>`: the
+///   record holding those values, or `None`.
+/// - `async fn get(model, id) -> Result<Option<Self>>`: the record with that id, or `None`.
 /// - `const Y: Relation<Self>`, for `.relationship(Post::TAGS)` and `find_by_id`.
 ///
 /// Names in the serialized record (relationship and index paths) follow serde's `rename` and
