@@ -558,6 +558,75 @@ async fn generated_gets_read_by_id_and_by_unique_value() {
     );
 }
 
+/// `upsert` creates or replaces, moving index entries; `update_with` changes a stored record
+/// through a closure; both keep every index in step with its record.
+#[tokio::test]
+async fn upsert_and_closure_updates_move_index_entries() {
+    let db = support::engine().await;
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
+    let tech = || Post::by_category_date(&posts).value("tech");
+    let post = Post {
+        id: "u1".into(),
+        category: "tech".into(),
+        published_at: 3,
+        ..Post::default()
+    };
+    let tx = db.begin().await.unwrap();
+    posts.upsert(post.clone(), &tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(Post::get(&posts, "u1").await.unwrap(), Some(post.clone()));
+    assert_eq!(tech().count().await.unwrap(), 1);
+
+    let moved = Post {
+        category: "art".into(),
+        ..post.clone()
+    };
+    let tx = db.begin().await.unwrap();
+    posts.upsert(moved, &tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(tech().count().await.unwrap(), 0);
+    let art = Post::by_category_date(&posts).value("art");
+    assert_eq!(art.count().await.unwrap(), 1);
+
+    let changed = posts
+        .update_with("u1", |p| p.category = "tech".into())
+        .await
+        .unwrap();
+    assert_eq!(changed.category, "tech");
+    assert_eq!(
+        tech().first().await.unwrap().map(|p| p.id),
+        Some("u1".into())
+    );
+    assert_eq!(art.count().await.unwrap(), 0);
+
+    let missing = posts.update_with("nope", |p| p.score = 1.0).await;
+    assert!(
+        matches!(missing, Err(TitoError::NotFound(_))),
+        "{missing:?}"
+    );
+    let renamed = posts.update_with("u1", |p| p.id = "u2".into()).await;
+    assert!(
+        matches!(renamed, Err(TitoError::InvalidQuery(_))),
+        "{renamed:?}"
+    );
+    assert_eq!(Post::get(&posts, "u2").await.unwrap(), None);
+    assert!(posts.verify().await.unwrap().is_consistent());
+
+    // A unique value held by another record is refused on upsert as on build.
+    let authors: TitoModel<Author, AnyBackend> = db.clone().model();
+    let tx = db.begin().await.unwrap();
+    let ada = |id: &str| Author {
+        id: id.into(),
+        email: "ada@example.com".into(),
+    };
+    authors.upsert(ada("a1"), &tx).await.unwrap();
+    let taken = authors.upsert(ada("a2"), &tx).await;
+    assert!(
+        matches!(&taken, Err(TitoError::UniqueViolation { existing_id, .. }) if existing_id == "a1"),
+        "{taken:?}"
+    );
+}
+
 #[tokio::test]
 async fn conditional_index_follows_its_condition_through_updates() {
     let db = support::engine().await;

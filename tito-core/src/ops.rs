@@ -18,6 +18,7 @@ use crate::model::{TitoModelTrait, json_path, record};
 use crate::plan::{self, KeyPlan};
 use crate::query::IndexQuery;
 use crate::relation;
+use crate::txn::RetryPolicy;
 use crate::txn::TitoTransaction;
 
 /// Typed access to the records of model `T` on backend `B`. Cheap to clone.
@@ -276,7 +277,68 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         options: TitoOptions,
         tx: &TitoTransaction<B>,
     ) -> Result<T> {
-        let span = debug_span!("tito.update", table = %self.schema.table);
+        self.replace(record, options, tx, false).await
+    }
+
+    /// Stores `record` whether or not its id exists: a new record with its index entries, or a
+    /// replacement moving exactly the entries that changed. Fails with
+    /// [`TitoError::UniqueViolation`] if another record holds one of its unique values.
+    pub async fn upsert(&self, record: T, tx: &TitoTransaction<B>) -> Result<T> {
+        self.upsert_with_options(record, TitoOptions::default(), tx)
+            .await
+    }
+
+    /// [`upsert`](Self::upsert), publishing the events `options` asks for.
+    pub async fn upsert_with_options(
+        &self,
+        record: T,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+    ) -> Result<T> {
+        self.replace(record, options, tx, true).await
+    }
+
+    /// Reads record `id`, applies `change` to it and stores it (moving the index entries that
+    /// changed), in its own transaction, retried on conflicts: `change` may run more than once.
+    /// Fails with [`TitoError::NotFound`] if the record does not exist, and with
+    /// [`TitoError::InvalidQuery`] if `change` changes the id.
+    pub async fn update_with(&self, id: &str, change: impl Fn(&mut T)) -> Result<T> {
+        let change = &change;
+        self.engine
+            .transaction_with_retry(RetryPolicy::default(), |tx| async move {
+                self.update_with_tx(id, &tx, change).await
+            })
+            .await
+    }
+
+    /// [`update_with`](Self::update_with) inside `tx`.
+    pub async fn update_with_tx(
+        &self,
+        id: &str,
+        tx: &TitoTransaction<B>,
+        change: impl FnOnce(&mut T),
+    ) -> Result<T> {
+        let mut record = self.find_by_id_tx(id, Vec::new(), tx).await?;
+        change(&mut record);
+        let changed = record.get_id();
+        if changed != id {
+            return Err(TitoError::InvalidQuery(format!(
+                "`{}` record `{id}`: an update may not change the id (to `{changed}`)",
+                self.schema.table
+            )));
+        }
+        self.update(record, tx).await
+    }
+
+    /// Writes `record` over what its id holds; a missing record is an error unless `create`.
+    async fn replace(
+        &self,
+        record: T,
+        options: TitoOptions,
+        tx: &TitoTransaction<B>,
+        create: bool,
+    ) -> Result<T> {
+        let span = debug_span!("tito.update", table = %self.schema.table, create);
         async {
             let prepared = self.prepare(&record, options.event.is_some())?;
             let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
@@ -284,10 +346,11 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             let mut keys = vec![record_key.clone(), manifest_key.clone()];
             keys.extend(Self::unique_keys(&prepared));
             let found = tx.batch_get(&keys).await?;
-            if found.first().is_none_or(Option::is_none) {
+            if !create && found.first().is_none_or(Option::is_none) {
                 return Err(self.not_found(&prepared.id));
             }
-            let old_keys = match found.get(1).and_then(Option::as_ref) {
+            let stored_manifest = found.get(1).and_then(Option::as_ref);
+            let old_keys = match stored_manifest {
                 Some(bytes) => plan::decode_manifest(&manifest_key, bytes)?,
                 None => Vec::new(),
             };
@@ -302,7 +365,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             }
             tx.put(record_key, prepared.bytes.clone()).await?;
             self.write_entries(tx, &prepared, &old_set).await?;
-            if old_set != new_set {
+            if old_set != new_set || stored_manifest.is_none() {
                 tx.put(manifest_key, plan::encode_manifest(&new_keys))
                     .await?;
             }
