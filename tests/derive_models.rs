@@ -558,6 +558,45 @@ async fn generated_gets_read_by_id_and_by_unique_value() {
     );
 }
 
+/// `stream` yields every matching record, page after page, in index order.
+#[tokio::test]
+async fn streams_page_lazily_through_every_match() {
+    use futures::TryStreamExt;
+    let db = support::engine().await;
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
+    let many: Vec<Post> = (0..250)
+        .map(|i| Post {
+            id: format!("s{i:03}"),
+            category: "bulk".into(),
+            published_at: i,
+            ..Post::default()
+        })
+        .collect();
+    let tx = db.begin().await.unwrap();
+    posts.build_many(many, &tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let bulk = || Post::by_category_date(&posts).value("bulk");
+    let streamed: Vec<String> = (bulk().limit(7).stream().try_collect::<Vec<_>>().await)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    let expected: Vec<String> = (0..250).map(|i| format!("s{i:03}")).collect();
+    assert_eq!(streamed, expected, "three pages, the limit ignored");
+    let after = bulk()
+        .gte(200)
+        .stream()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 50);
+    let tx = db.begin().await.unwrap();
+    posts.delete_by_id("s000", &tx).await.unwrap();
+    let seen = bulk().stream_tx(&tx).try_collect::<Vec<_>>().await.unwrap();
+    assert_eq!(seen.len(), 249, "the transaction's own delete");
+    tx.rollback().await.unwrap();
+}
+
 /// `upsert` creates or replaces, moving index entries; `update_with` changes a stored record
 /// through a closure; both keep every index in step with its record.
 #[tokio::test]

@@ -8,6 +8,8 @@ mod value;
 pub use typed::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use value::QueryValue;
 
+use futures_util::stream::{self, Stream, TryStreamExt};
+
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
 use crate::codec::{self, Direction};
 use crate::error::{Result, TitoError};
@@ -19,6 +21,9 @@ use crate::txn::TitoTransaction;
 
 /// Rows read per backend scan when a query has no limit.
 const SCAN_CHUNK: usize = 1000;
+
+/// Records read per page by [`IndexQuery::stream`].
+pub const STREAM_PAGE: usize = 100;
 
 /// One page of query results.
 #[derive(Debug, Clone)]
@@ -177,6 +182,52 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
         let mut query = self.clone();
         query.limit(None);
         Ok(query.run(tx, false).await?.items)
+    }
+
+    /// Every record the query matches (after its cursor, if any), ignoring its limit, as a
+    /// lazy stream that reads [`STREAM_PAGE`] records at a time, each page on a snapshot of its
+    /// own: rows are never skipped or repeated, but a page may see writes an earlier one did
+    /// not.
+    pub fn stream(&self) -> impl Stream<Item = Result<T>> + use<T, B>
+    where
+        T: 'static,
+    {
+        self.pages(|query| async move { query.execute().await })
+    }
+
+    /// [`stream`](Self::stream) inside `tx`, every page seeing its writes.
+    pub fn stream_tx<'a>(
+        &self,
+        tx: &'a TitoTransaction<B>,
+    ) -> impl Stream<Item = Result<T>> + use<'a, T, B>
+    where
+        T: 'static,
+    {
+        self.pages(move |query| async move { query.execute_tx(tx).await })
+    }
+
+    /// Streams the records of the pages `read` returns, following their cursors.
+    fn pages<F, Fut>(&self, read: F) -> impl Stream<Item = Result<T>> + use<F, Fut, T, B>
+    where
+        F: Fn(IndexQuery<T, B>) -> Fut,
+        Fut: Future<Output = Result<TitoPage<T>>>,
+    {
+        let mut first = self.clone();
+        first.limit(STREAM_PAGE);
+        let pages = stream::try_unfold((Some(first), read), |(next, read)| async move {
+            let Some(query) = next else {
+                return Ok(None);
+            };
+            let page = read(query.clone()).await?;
+            let next = page.cursor.map(|cursor| {
+                let mut query = query;
+                query.cursor(Some(cursor));
+                query
+            });
+            let records = stream::iter(page.items.into_iter().map(Ok));
+            Ok(Some((records, (next, read))))
+        });
+        pages.try_flatten()
     }
 
     /// How many records the query matches (after its cursor, if any), ignoring its limit;

@@ -189,6 +189,26 @@ impl<T: crate::model::TitoModelTrait, B: Backend, Fields> TypedQuery<T, B, Field
         self.query.all_tx(tx).await
     }
 
+    /// Every record the query matches (after its cursor, if any), as a lazy stream of pages
+    /// (see [`IndexQuery::stream`]).
+    pub fn stream(&self) -> impl futures_util::Stream<Item = Result<T>> + use<T, B, Fields>
+    where
+        T: 'static,
+    {
+        self.query.stream()
+    }
+
+    /// [`stream`](Self::stream) inside `tx`.
+    pub fn stream_tx<'a>(
+        &self,
+        tx: &'a TitoTransaction<B>,
+    ) -> impl futures_util::Stream<Item = Result<T>> + use<'a, T, B, Fields>
+    where
+        T: 'static,
+    {
+        self.query.stream_tx(tx)
+    }
+
     /// How many records the query matches (after its cursor, if any), ignoring its limit,
     /// without reading the records.
     pub async fn count(&self) -> Result<usize> {
