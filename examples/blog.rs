@@ -1,5 +1,6 @@
-//! A small blog: authors, posts and tags, with relationships, a composite index, reverse
-//! chronological queries and cursor pagination.
+//! A small blog: authors, posts and tags declared with `#[derive(TitoModel)]`, with
+//! relationships, composite, conditional and unique indexes, typed queries, reverse
+//! chronological pages with cursors, counts and closure updates.
 //!
 //! Run with `cargo run --example blog` (embedded, no setup), or on TiKV with
 //! `TITO_TIKV_PD=127.0.0.1:2379 cargo run --features tikv --example blog`.
@@ -7,109 +8,54 @@
 use serde::{Deserialize, Serialize};
 use tito::prelude::*;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "author")]
 struct Author {
+    #[tito(id)]
     id: String,
     name: String,
 }
 
-impl TitoModelTrait for Author {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-
-    fn get_table_name(&self) -> String {
-        "author".to_string()
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "tag")]
 struct Tag {
+    #[tito(id)]
     id: String,
+    #[tito(unique)]
     name: String,
 }
 
-impl TitoModelTrait for Tag {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-
-    fn get_table_name(&self) -> String {
-        "tag".to_string()
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "post")]
 struct Post {
+    #[tito(id)]
     id: String,
     title: String,
+    #[tito(
+        index(name = "by_author", position = 0),
+        relation(model = Author, into = author)
+    )]
     author_id: String,
     #[serde(default)]
     author: Option<Author>,
+    #[tito(index(name = "by_tag"), relation(model = Tag, into = tags))]
     tag_ids: Vec<String>,
     #[serde(default)]
     tags: Vec<Tag>,
+    // Drafts stay out of the public timeline.
+    #[tito(index(name = "by_year_created", position = 0, condition = Post::is_published))]
     year: i32,
+    #[tito(
+        index(name = "by_author", position = 1),
+        index(name = "by_year_created", position = 1)
+    )]
     created_at: i64,
     published: bool,
 }
 
-impl TitoModelTrait for Post {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-
-    fn get_table_name(&self) -> String {
-        "post".to_string()
-    }
-
-    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
-        let field = |name: &str, r#type| TitoIndexField {
-            name: name.to_string(),
-            r#type,
-        };
-        vec![
-            TitoIndexConfig {
-                condition: true,
-                name: "post-by-author".to_string(),
-                fields: vec![
-                    field("author_id", TitoIndexBlockType::String),
-                    field("created_at", TitoIndexBlockType::Number),
-                ],
-                custom_generator: None,
-            },
-            TitoIndexConfig {
-                // Drafts stay out of the public timeline.
-                condition: self.published,
-                name: "post-by-created".to_string(),
-                fields: vec![
-                    field("year", TitoIndexBlockType::Number),
-                    field("created_at", TitoIndexBlockType::Number),
-                ],
-                custom_generator: None,
-            },
-            TitoIndexConfig {
-                condition: true,
-                name: "post-by-tag".to_string(),
-                fields: vec![field("tag_ids", TitoIndexBlockType::String)],
-                custom_generator: None,
-            },
-        ]
-    }
-
-    fn get_embedded_relationships(&self) -> Vec<TitoEmbeddedRelationshipConfig> {
-        vec![
-            TitoEmbeddedRelationshipConfig {
-                source_field_name: "tag_ids".to_string(),
-                destination_field_name: "tags".to_string(),
-                model: "tag".to_string(),
-            },
-            TitoEmbeddedRelationshipConfig {
-                source_field_name: "author_id".to_string(),
-                destination_field_name: "author".to_string(),
-                model: "author".to_string(),
-            },
-        ]
+impl Post {
+    fn is_published(&self) -> bool {
+        self.published
     }
 }
 
@@ -173,12 +119,11 @@ pub async fn main() -> Result<(), TitoError> {
     .await?;
 
     println!("Ann's posts, with tags and author:");
-    let mut query = posts.query_by_index("post-by-author");
-    let page = query
+    let page = Post::by_author(&posts)
         .value("ann")
-        .relationship("tags")
-        .relationship("author")
-        .limit(Some(10))
+        .relationship(Post::TAGS)
+        .relationship(Post::AUTHOR)
+        .limit(10)
         .execute()
         .await?;
     for post in &page.items {
@@ -192,10 +137,9 @@ pub async fn main() -> Result<(), TitoError> {
     let mut cursor = None;
     let mut seen = Vec::new();
     loop {
-        let mut query = posts.query_by_index("post-by-created");
-        let page = query
-            .value("2024")
-            .limit(Some(3))
+        let page = Post::by_year_created(&posts)
+            .value(2024)
+            .limit(3)
             .cursor(cursor)
             .execute_reverse()
             .await?;
@@ -213,22 +157,26 @@ pub async fn main() -> Result<(), TitoError> {
     assert_eq!(seen.len(), 4, "drafts are not in the timeline");
 
     println!("Posts of 2023 created after day 2:");
-    let page = posts
-        .query_by_index("post-by-created")
+    let later = Post::by_year_created(&posts)
         .value(2023)
-        .gt(1_700_000_000 + 2 * 86_400)
-        .execute()
-        .await?;
-    for post in &page.items {
+        .gt(1_700_000_000 + 2 * 86_400);
+    for post in later.all().await? {
         println!("  {}", post.title);
     }
 
-    let tagged = posts
-        .query_by_index("post-by-tag")
-        .value("tikv")
-        .execute()
+    // A unique index gives a read by value; an index gives counts without reading records.
+    let tikv = Tag::get_by_name(&tags, "TiKV")
+        .await?
+        .expect("the tag exists");
+    let tagged = Post::by_tag(&posts).value(tikv.id.as_str()).count().await?;
+    println!("{tagged} posts are tagged {}", tikv.name);
+    assert_eq!(tagged, 4);
+
+    // A closure update moves the post between index entries.
+    posts
+        .update_with("post-00", |post| post.author_id = "bob".into())
         .await?;
-    println!("{} posts are tagged TiKV", tagged.items.len());
-    assert_eq!(tagged.items.len(), 4);
+    let first = Post::by_author(&posts).value("bob").first().await?;
+    assert_eq!(first.map(|post| post.id).as_deref(), Some("post-00"));
     Ok(())
 }
