@@ -13,44 +13,22 @@ use tito::prelude::*;
 use tito::queue::{TitoQueue, Worker};
 use tito::{RetryPolicy, TitoEngine};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "payments", events("payment"), partition_key = account)]
 struct Payment {
+    #[tito(id)]
     id: String,
     account: String,
     cents: i64,
 }
 
-impl TitoModelTrait for Payment {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-    fn get_table_name(&self) -> String {
-        "payments".to_string()
-    }
-    fn events(&self) -> Vec<TitoEventConfig> {
-        vec![TitoEventConfig {
-            name: "payment".to_string(),
-        }]
-    }
-    fn partition_key(&self) -> String {
-        self.account.clone()
-    }
-}
-
 /// Written by the ledger group's handler, in the transaction that acknowledges the event.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "ledger")]
 struct LedgerLine {
+    #[tito(id)]
     id: String,
     cents: i64,
-}
-
-impl TitoModelTrait for LedgerLine {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-    fn get_table_name(&self) -> String {
-        "ledger".to_string()
-    }
 }
 
 async fn pay(
