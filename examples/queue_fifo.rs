@@ -13,32 +13,14 @@ use tito::prelude::*;
 use tito::queue::{TitoQueue, run_worker};
 use tokio::sync::broadcast;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Events of one customer (the partition key) are handled in the order they were committed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "orders", events("order"), partition_key = customer)]
 struct Order {
+    #[tito(id)]
     id: String,
     customer: String,
     status: String,
-}
-
-impl TitoModelTrait for Order {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-
-    fn get_table_name(&self) -> String {
-        "orders".to_string()
-    }
-
-    fn events(&self) -> Vec<TitoEventConfig> {
-        vec![TitoEventConfig {
-            name: "order".to_string(),
-        }]
-    }
-
-    // Events of one customer are handled in the order they were committed.
-    fn partition_key(&self) -> String {
-        self.customer.clone()
-    }
 }
 
 #[tokio::main]

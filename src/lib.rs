@@ -108,6 +108,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "tikv")]
 pub use tito_core::TiKV;
 pub use tito_core::query::{End, Field, QueryArg, Relation, TextField, TypedQuery};

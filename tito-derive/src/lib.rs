@@ -3,6 +3,8 @@
 //! Use it through the `tito` crate (`use tito::prelude::*;`); the attribute language is
 //! documented on [`TitoModel`](derive@TitoModel).
 
+#![warn(missing_docs)]
+
 mod attrs;
 mod expand;
 mod model;
