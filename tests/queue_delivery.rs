@@ -455,6 +455,36 @@ async fn a_scheduled_event_waits_until_its_run_at() {
     assert!(handled_at["now"] < handled_at["later"]);
 }
 
+/// Issue 11, defect 5: an event scheduled far ahead (`u64::MAX` micros, say) held every later
+/// event of its key for as long. Scheduling past `LONGEST_DELAY` is refused, and nothing of
+/// the transaction is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_scheduled_past_the_longest_delay_is_refused() {
+    let (db, queue) = fresh().await;
+    let too_far = [
+        SystemTime::now() + tito::queue::LONGEST_DELAY + Duration::from_secs(3600),
+        SystemTime::UNIX_EPOCH + Duration::from_micros(u64::MAX),
+    ];
+    for at in too_far {
+        let options = TitoOptions::with_events(TitoOperation::Insert).run_at(at);
+        let refused = publish_with(&db, "far", 0, options).await;
+        assert!(
+            matches!(refused, Err(TitoError::InvalidArgument(_))),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(backlog(&queue).await, 0);
+    let entries = db.clone().model::<Entry>();
+    assert!(
+        entries.get("far-0").await.unwrap().is_none(),
+        "nothing written"
+    );
+    let within = SystemTime::now() + tito::queue::LONGEST_DELAY - Duration::from_secs(3600);
+    let options = TitoOptions::with_events(TitoOperation::Insert).run_at(within);
+    publish_with(&db, "far", 0, options).await.unwrap();
+    assert_eq!(backlog(&queue).await, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_reports_pending_count_and_oldest_age() {
     let (db, queue) = fresh().await;

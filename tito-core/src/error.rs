@@ -46,6 +46,10 @@ pub enum TitoError {
     #[error("invalid query: {0}")]
     InvalidQuery(String),
 
+    /// An argument is out of its range (an event scheduled too far ahead, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
     /// The cursor is malformed, tampered with, or belongs to another query.
     #[error("invalid cursor: {0}")]
     InvalidCursor(String),

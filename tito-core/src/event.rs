@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,6 +54,10 @@ impl fmt::Display for TitoOperation {
         })
     }
 }
+
+/// How far ahead of its publisher's clock an event may be scheduled. A key's events are handled
+/// in order, so an event due in a hundred years would hold its key's later events as long.
+pub const LONGEST_DELAY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Options of a write: whether it publishes events, and when they become due.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -430,6 +434,14 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
     let partition = partition_of(&partition_key);
     let created_at = next_timestamp();
     let due = options.run_at_micros.unwrap_or(created_at);
+    let latest = created_at.saturating_add(LONGEST_DELAY.as_micros() as u64);
+    if due > latest {
+        return Err(TitoError::InvalidArgument(format!(
+            "an event scheduled {} s ahead; at most {} s (LONGEST_DELAY)",
+            (due - created_at) / 1_000_000,
+            LONGEST_DELAY.as_secs()
+        )));
+    }
     // One batched read: each type's group registry, and the key's ready marks in the groups
     // the type was last seen with. The latest mark is the key's last position.
     let hub = tx.queue_hub();

@@ -50,7 +50,7 @@ pub use handler::{BoxFuture, HandlerFuture, MAX_ERROR_LEN};
 pub use inspect::PartitionLag;
 pub use queue::TitoQueue;
 pub use stored::{Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
-pub use tito_core::event::{DEFAULT_GROUP, MAX_EVENT_LEN, ReadyMark};
+pub use tito_core::event::{DEFAULT_GROUP, LONGEST_DELAY, MAX_EVENT_LEN, ReadyMark};
 pub use worker::{
     DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, LONGEST_WAIT, Worker, WorkerHandle,
     WorkerStats,
