@@ -52,8 +52,8 @@ pub use queue::TitoQueue;
 pub use stored::{Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
 pub use tito_core::event::{DEFAULT_GROUP, LONGEST_DELAY, MAX_EVENT_LEN, ReadyMark};
 pub use worker::{
-    DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, LONGEST_WAIT, Worker, WorkerHandle,
-    WorkerStats,
+    DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, DEFAULT_HANDLER_TIMEOUT, LONGEST_WAIT,
+    Worker, WorkerHandle, WorkerStats,
 };
 
 /// The partitions `[start, end)` a worker takes events from.

@@ -82,6 +82,10 @@ pub const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// How long dead letters are kept unless [`Worker::dead_letter_retention`] sets it: 7 days.
 pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// How long a handler call may run by default before it fails (and is retried): long enough for
+/// real work, short enough that a hung handler does not hold its partition for good.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
 /// Configures and starts a worker: `Worker::new(queue, "user").group("billing").run(handler)`.
 pub struct Worker<B: Backend = Embedded> {
     queue: Arc<TitoQueue<B>>,
@@ -116,7 +120,7 @@ impl<B: Backend> Worker<B> {
                 poll_interval: Duration::from_millis(50),
                 idle_poll_interval: Duration::from_millis(500),
                 shutdown_timeout: Duration::from_secs(30),
-                handler_timeout: None,
+                handler_timeout: Some(DEFAULT_HANDLER_TIMEOUT),
             },
             leader: None,
             shutdown: None,
@@ -223,7 +227,8 @@ impl<B: Backend> Worker<B> {
     }
 
     /// Fails a handler call that runs longer than `limit` (then retried like an error), so a
-    /// hung handler cannot hold its partition forever. No limit by default.
+    /// hung handler cannot hold its partition forever. Default [`DEFAULT_HANDLER_TIMEOUT`];
+    /// `Duration::MAX` waits up to [`LONGEST_WAIT`].
     pub fn handler_timeout(mut self, limit: Duration) -> Self {
         self.settings.handler_timeout = Some(limit.min(LONGEST_WAIT));
         self
@@ -329,5 +334,22 @@ impl Future for WorkerHandle {
                 Err(e) if e.is_cancelled() => Ok(()),
                 Err(e) => Err(TitoError::custom(format!("worker task failed: {e}"))),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handler_calls_have_a_deadline_unless_one_is_set() {
+        let db = tito_core::Embedded::temporary().await.unwrap();
+        let worker = Worker::new(TitoQueue::new(db), "t");
+        assert_eq!(
+            worker.settings.handler_timeout,
+            Some(DEFAULT_HANDLER_TIMEOUT)
+        );
+        let longest = worker.handler_timeout(Duration::MAX);
+        assert_eq!(longest.settings.handler_timeout, Some(LONGEST_WAIT));
     }
 }
