@@ -9,7 +9,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::{PublishedKeys, QueueHub};
+use crate::event::{PublishedEvents, QueueHub};
 use crate::keyspace::{self, FORMAT_VERSION};
 use crate::txn::{RetryPolicy, TitoTransaction};
 
@@ -99,13 +99,24 @@ impl<B: Backend> TitoEngine<B> {
     /// A receiver of the partition keys of the events of `event_type` that each transaction
     /// begun on this engine (or a clone of it) commits: queue workers read those keys at once.
     /// Events committed through other engines or processes are found by polling.
-    pub fn published(&self, event_type: &str) -> broadcast::Receiver<PublishedKeys> {
+    pub fn published(&self, event_type: &str) -> broadcast::Receiver<PublishedEvents> {
         self.queue.subscribe(event_type)
     }
 
     /// A consistent read-only snapshot of the database.
     pub async fn snapshot(&self) -> Result<TitoTransaction<B>> {
         self.begin_with(TxKind::ReadOnly).await
+    }
+
+    /// Runs `read` on a snapshot and closes it.
+    pub(crate) async fn read<'a, T, F, Fut>(&'a self, read: F) -> Result<T>
+    where
+        F: FnOnce(TitoTransaction<B>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + 'a,
+    {
+        let tx = self.snapshot().await?;
+        let result = read(tx.clone()).await;
+        tx.finish(result).await
     }
 
     /// Runs `f` in a transaction: commits when it returns `Ok`, rolls back when it returns `Err`.

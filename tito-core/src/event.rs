@@ -299,10 +299,7 @@ pub async fn enqueue_for<B: Backend>(
 ) -> Result<()> {
     let mark = read_mark(tx, &event.event_type, group, &event.partition_key).await?;
     write_pending(tx, group, event, encode_event(event)?, mark).await?;
-    tx.published(
-        &event.event_type,
-        Published::of(event, mark.map(|m| m.latest)),
-    );
+    tx.published(event, mark.map(|m| m.latest));
     Ok(())
 }
 
@@ -340,7 +337,7 @@ impl Published {
 
 /// The events of one event type that one transaction committed, in the order it wrote them, as
 /// [`TitoEngine::published`](crate::TitoEngine::published) announces them.
-pub type PublishedKeys = Arc<[Published]>;
+pub type PublishedEvents = Arc<[Published]>;
 
 /// How many announcements a slow receiver may fall behind before it is told it lagged.
 const ANNOUNCED: usize = 4_096;
@@ -350,7 +347,7 @@ const ANNOUNCED: usize = 4_096;
 /// type (so they read the groups' ready marks in the same round trip as the registry).
 #[derive(Debug, Default)]
 pub(crate) struct QueueHub {
-    senders: Mutex<HashMap<String, broadcast::Sender<PublishedKeys>>>,
+    senders: Mutex<HashMap<String, broadcast::Sender<PublishedEvents>>>,
     groups: Mutex<HashMap<String, Vec<String>>>,
 }
 
@@ -367,7 +364,7 @@ impl QueueHub {
         groups.insert(event_type.to_string(), seen.to_vec());
     }
 
-    fn sender(&self, event_type: &str) -> broadcast::Sender<PublishedKeys> {
+    fn sender(&self, event_type: &str) -> broadcast::Sender<PublishedEvents> {
         let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
         senders
             .entry(event_type.to_string())
@@ -376,7 +373,7 @@ impl QueueHub {
     }
 
     /// A receiver of the keys of committed events of `event_type`.
-    pub fn subscribe(&self, event_type: &str) -> broadcast::Receiver<PublishedKeys> {
+    pub fn subscribe(&self, event_type: &str) -> broadcast::Receiver<PublishedEvents> {
         self.sender(event_type).subscribe()
     }
 
@@ -496,7 +493,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             let mark = marks.get(group.as_str()).copied().flatten();
             write_pending(tx, group, &event, value.clone(), mark).await?;
         }
-        tx.published(&event.event_type, Published::of(&event, last));
+        tx.published(&event, last);
     }
     Ok(())
 }

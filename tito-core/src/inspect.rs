@@ -125,17 +125,6 @@ impl<B: Backend> TitoEngine<B> {
         })
         .await
     }
-
-    /// Runs `read` on a snapshot and closes it.
-    async fn read<'a, T, F, Fut>(&'a self, read: F) -> Result<T>
-    where
-        F: FnOnce(TitoTransaction<B>) -> Fut,
-        Fut: std::future::Future<Output = Result<T>> + 'a,
-    {
-        let tx = self.snapshot().await?;
-        let result = read(tx.clone()).await;
-        tx.finish(result).await
-    }
 }
 
 /// The number of keys in `range`, counted a page at a time.

@@ -443,17 +443,17 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
 
     /// Reads a record by id from a consistent snapshot, or `None` if it does not exist.
     pub async fn get(&self, id: &str) -> Result<Option<T>> {
-        let tx = self.engine.snapshot().await?;
-        let result = self.find_optional_tx(id, Vec::new(), &tx).await;
-        tx.finish(result).await
+        (self.engine)
+            .read(|tx| async move { self.find_optional_tx(id, Vec::new(), &tx).await })
+            .await
     }
 
     /// Reads a record by id from a consistent snapshot, hydrating the named relationships
     /// (destination field names). Fails with [`TitoError::NotFound`] if it does not exist.
     pub async fn find_by_id(&self, id: &str, relationships: Vec<String>) -> Result<T> {
-        let tx = self.engine.snapshot().await?;
-        let result = self.find_by_id_tx(id, relationships, &tx).await;
-        tx.finish(result).await
+        (self.engine)
+            .read(|tx| async move { self.find_by_id_tx(id, relationships, &tx).await })
+            .await
     }
 
     /// [`find_by_id`](Self::find_by_id) inside `tx`, seeing its uncommitted writes.

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
 use crate::error::{Result, TitoError};
-use crate::event::{Published, QueueHub};
+use crate::event::{Published, QueueHub, TitoEvent};
 
 /// The largest key tito writes; TiKV's default limit is 8 KiB.
 pub const MAX_KEY_LEN: usize = 4 * 1024;
@@ -71,14 +71,15 @@ impl<B: Backend> TitoTransaction<B> {
         &self.shared.queue
     }
 
-    /// Records that this transaction wrote the event `published` announces, to announce on
-    /// commit.
-    pub(crate) fn published(&self, event_type: &str, published: Published) {
+    /// Records that this transaction wrote `event` after the key's position `after` (see
+    /// [`Published::after`]), to announce on commit.
+    pub(crate) fn published(&self, event: &TitoEvent, after: Option<u64>) {
+        let published = Published::of(event, after);
         let mut events = (self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner);
-        match events.get_mut(event_type) {
+        match events.get_mut(&event.event_type) {
             Some(list) => list.push(published),
             None => {
-                events.insert(event_type.to_string(), vec![published]);
+                events.insert(event.event_type.clone(), vec![published]);
             }
         }
     }

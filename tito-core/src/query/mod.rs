@@ -157,9 +157,10 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
 
     /// The first record in index order, if any, on a consistent snapshot.
     pub async fn first(&self) -> Result<Option<T>> {
-        let tx = self.model.engine.snapshot().await?;
-        let result = self.first_tx(&tx).await;
-        tx.finish(result).await
+        self.model
+            .engine
+            .read(|tx| async move { self.first_tx(&tx).await })
+            .await
     }
 
     /// The first record in index order, if any, inside `tx`.
@@ -172,9 +173,10 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     /// Every record the query matches (after its cursor, if any), in index order, ignoring its
     /// limit: for sets small enough to hold in memory.
     pub async fn all(&self) -> Result<Vec<T>> {
-        let tx = self.model.engine.snapshot().await?;
-        let result = self.all_tx(&tx).await;
-        tx.finish(result).await
+        self.model
+            .engine
+            .read(|tx| async move { self.all_tx(&tx).await })
+            .await
     }
 
     /// [`all`](Self::all) inside `tx`.
@@ -233,9 +235,10 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     /// How many records the query matches (after its cursor, if any), ignoring its limit;
     /// reads index entries only, not the records.
     pub async fn count(&self) -> Result<usize> {
-        let tx = self.model.engine.snapshot().await?;
-        let result = self.count_tx(&tx).await;
-        tx.finish(result).await
+        self.model
+            .engine
+            .read(|tx| async move { self.count_tx(&tx).await })
+            .await
     }
 
     /// [`count`](Self::count) inside `tx`.
@@ -254,9 +257,10 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     }
 
     async fn run_snapshot(&self, reverse: bool) -> Result<TitoPage<T>> {
-        let tx = self.model.engine.snapshot().await?;
-        let result = self.run(&tx, reverse).await;
-        tx.finish(result).await
+        self.model
+            .engine
+            .read(|tx| async move { self.run(&tx, reverse).await })
+            .await
     }
 
     /// The key range the query covers, before any cursor.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tito_core::event::PublishedKeys;
+use tito_core::event::PublishedEvents;
 use tito_core::{Backend, TitoEngine, TitoError};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -169,7 +169,7 @@ impl<B: Backend> Runtime<B> {
 
     /// Notes the events committed through this engine announced so far as hints for the next
     /// sweep.
-    pub(crate) fn take_announced(&self, published: &mut broadcast::Receiver<PublishedKeys>) {
+    pub(crate) fn take_announced(&self, published: &mut broadcast::Receiver<PublishedEvents>) {
         match published.try_recv() {
             Ok(events) => self.hint(Ok(events), published),
             Err(TryRecvError::Lagged(n)) => self.hint(Err(RecvError::Lagged(n)), published),
@@ -181,8 +181,8 @@ impl<B: Backend> Runtime<B> {
     /// announced, as hints for the next sweep.
     fn hint(
         &self,
-        mut received: Result<PublishedKeys, RecvError>,
-        published: &mut broadcast::Receiver<PublishedKeys>,
+        mut received: Result<PublishedEvents, RecvError>,
+        published: &mut broadcast::Receiver<PublishedEvents>,
     ) {
         let (start, end) = (self.settings.partitions.start, self.settings.partitions.end);
         let mut state = self.state.lock();

@@ -5,9 +5,9 @@
 //! whenever that is in doubt, so it is read again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
 use tito_core::event::Published;
 
 /// A lease this worker holds.
@@ -165,22 +165,11 @@ impl State {
         }
     }
 
-    /// Gives back `hint` of `partition_key` of `partition`, taken but not used up, merged with
-    /// any hint noted since.
-    pub fn restore(&mut self, partition: u32, partition_key: &str, hint: Hint) {
-        let id = (partition, partition_key.to_string());
-        let merged = match (self.hints.remove(&id), hint) {
-            (None, hint) => hint,
-            (Some(Hint::Announced(mut newer)), Hint::Announced(older))
-                if newer.len() + older.len() <= ANNOUNCED_PER_KEY =>
-            {
-                newer.extend(older);
-                Hint::Announced(newer)
-            }
-            _ => Hint::Range,
-        };
-        self.make_room();
-        self.hints.insert(id, merged);
+    /// Gives back announced `events` that were taken but not read, as if announced again.
+    pub fn reannounce(&mut self, events: &[Published]) {
+        for event in events {
+            self.announced(event);
+        }
     }
 
     /// Takes the hint of `partition_key` of `partition`, if any.

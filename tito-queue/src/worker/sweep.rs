@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tito_core::backend::{KeyRange, KvPair};
-use tito_core::event::{Published, PublishedKeys, ReadyMark};
+use tito_core::event::{Published, PublishedEvents, ReadyMark};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::{Semaphore, broadcast};
@@ -127,7 +127,7 @@ impl Plan {
             self.stale
                 .extend(Stale::if_idle(s, self.now, partition, &partition_key, mark));
             if let Some(events) = announced {
-                state.restore(partition, &partition_key, Hint::Announced(events));
+                state.reannounce(&events);
             }
             return;
         }
@@ -136,7 +136,7 @@ impl Plan {
                 Ok(exact) => Some(exact),
                 // Announced since the snapshot began: kept for a later sweep.
                 Err(events) => {
-                    state.restore(partition, &partition_key, Hint::Announced(events));
+                    state.reannounce(&events);
                     None
                 }
             },
@@ -199,7 +199,7 @@ pub(crate) async fn sweep<B: Backend>(
     rt: &Arc<Runtime<B>>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
-    published: &mut broadcast::Receiver<PublishedKeys>,
+    published: &mut broadcast::Receiver<PublishedEvents>,
     cursor: &mut u32,
     full: bool,
 ) -> Result<Found, TitoError> {
@@ -208,7 +208,7 @@ pub(crate) async fn sweep<B: Backend>(
     let now = now_micros();
     // Fixed before the snapshot begins: a partition idle now acknowledged everything before it,
     // under the lease it still holds with the same token.
-    let (idle, hinted, retry_due, full) = {
+    let (idle, mut hinted, retry_due, full) = {
         let mut state = rt.state.lock();
         let idle: HashMap<u32, u64> = (state.held.iter())
             .filter(|(p, _)| !state.busy.contains(p))
@@ -277,7 +277,6 @@ pub(crate) async fn sweep<B: Backend>(
         // Still held with the same token, and taken by no task since (only the sweep starts
         // tasks).
         let idle = |state: &State, p: u32| idle.get(&p).is_some_and(|&token| state.holds(p, token));
-        let mut hinted = hinted;
         for (partition, partition_key, mark) in marked {
             if !idle(&state, partition) {
                 continue;
@@ -491,8 +490,7 @@ async fn read_exact<B: Backend>(
         if missing {
             state.hint(read.partition, &read.partition_key);
         } else if events.len() > rows.len() {
-            let left = events[rows.len()..].to_vec();
-            state.restore(read.partition, &read.partition_key, Hint::Announced(left));
+            state.reannounce(&events[rows.len()..]);
         }
         found.push((read, rows));
     }
