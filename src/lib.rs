@@ -134,6 +134,14 @@ pub use uuid::Uuid as DBUuid;
 /// A boxed, sendable future: the return type of queue handlers.
 pub use tito_queue::BoxFuture;
 
+/// The sizes tito refuses past, each with a typed error before anything is written.
+pub mod limits {
+    pub use tito_core::event::MAX_EVENT_LEN;
+    pub use tito_core::model::storable::MAX_DEPTH;
+    pub use tito_core::txn::{MAX_KEY_LEN, MAX_VALUE_LEN};
+    pub use tito_queue::{LONGEST_DELAY, MAX_ERROR_LEN};
+}
+
 /// Model configuration types, as tito 0.2.0 named them.
 pub mod types {
     pub use crate::DBUuid;

@@ -294,6 +294,106 @@ async fn oversized_values_and_empty_ids_are_refused_without_partial_writes() {
     assert!(matches!(err, TitoError::Serialize(_)), "{err:?}");
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Doc {
+    id: String,
+    body: serde_json::Value,
+    weight: Option<f64>,
+}
+
+impl TitoModelTrait for Doc {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "doc".into()
+    }
+}
+
+/// `levels` arrays nested around a number.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+}
+
+#[tokio::test]
+async fn values_json_cannot_read_back_are_refused_and_change_nothing() {
+    let db = support::engine().await;
+    let accounts = db.clone().model::<Account>();
+    insert(&db, vec![account("a", "a@x.io", 10)]).await.unwrap();
+    let refused = |err: TitoError, field: &str, what: &str| match err {
+        TitoError::Serialize(message) => {
+            assert!(
+                message.contains(field) && message.contains(what),
+                "{message}"
+            )
+        }
+        other => panic!("expected a serialize error, got {other:?}"),
+    };
+
+    // NaN and infinities: JSON would store null, which no longer reads as a number.
+    let mut nan = account("a", "a@x.io", 10);
+    nan.score = f64::NAN;
+    let err = db
+        .transaction(|tx| {
+            let (accounts, nan) = (accounts.clone(), nan.clone());
+            async move { accounts.update(nan, &tx).await }
+        })
+        .await
+        .unwrap_err();
+    refused(err, "`score`", "NaN");
+    let mut infinite = account("b", "b@x.io", 1);
+    infinite.score = f64::NEG_INFINITY;
+    refused(
+        insert(&db, vec![infinite]).await.unwrap_err(),
+        "`score`",
+        "infinite",
+    );
+    // The stored record, its index entries and the refused id are as before.
+    assert_eq!(
+        accounts.get("a").await.unwrap(),
+        Some(account("a", "a@x.io", 10))
+    );
+    assert_eq!(accounts.get("b").await.unwrap(), None);
+    let by_score = accounts
+        .query_by_index("by_score")
+        .value(1.0)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(by_score.items, vec![account("a", "a@x.io", 10)]);
+    assert!(accounts.verify().await.unwrap().is_consistent());
+
+    // An optional number would read back as None: refused too, not silently changed.
+    let docs = db.clone().model::<Doc>();
+    let doc = |id: &str, body, weight| Doc {
+        id: id.into(),
+        body,
+        weight,
+    };
+    let save = |record: Doc| {
+        let docs = docs.clone();
+        db.transaction(move |tx| {
+            let (docs, record) = (docs.clone(), record.clone());
+            async move { docs.build(record, &tx).await }
+        })
+    };
+    refused(
+        save(doc("w", nested(1), Some(f64::NAN))).await.unwrap_err(),
+        "`weight`",
+        "NaN",
+    );
+    // Nesting: reads stop at 128 levels, so writes stop well before.
+    refused(
+        save(doc("deep", nested(100), None)).await.unwrap_err(),
+        "`body[0]",
+        "nested deeper than 100",
+    );
+    assert_eq!(docs.get("deep").await.unwrap(), None);
+    let at_limit = doc("deep", nested(99), Some(0.5));
+    save(at_limit.clone()).await.unwrap();
+    assert_eq!(docs.get("deep").await.unwrap(), Some(at_limit));
+}
+
 #[tokio::test]
 async fn corrupt_rows_are_decode_errors_naming_the_key() {
     let db = support::engine().await;

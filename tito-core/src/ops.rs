@@ -14,7 +14,7 @@ use crate::error::{Result, TitoError};
 use crate::event::{self, TitoOptions};
 use crate::keyspace;
 use crate::model::schema::Schema;
-use crate::model::{TitoModelTrait, json_path, record};
+use crate::model::{TitoModelTrait, json_path, record, storable};
 use crate::plan::{self, KeyPlan};
 use crate::query::IndexQuery;
 use crate::relation;
@@ -85,6 +85,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 self.schema.table
             )));
         }
+        storable::check(record).map_err(|e| {
+            TitoError::Serialize(format!("`{}` record `{id}`: {e}", self.schema.table))
+        })?;
         let typed = record.typed_index_entries();
         let json = if typed.is_some() && !need_json && self.schema.relationships.is_empty() {
             None

@@ -6,9 +6,11 @@
 //!     [--rtt 1ms] [--events N] [--per-tx N] [--history N] [events] [per_tx]
 //! ```
 //!
-//! Every run opens a fresh temporary database as `Latency<Counting<Embedded>>`: `--rtt`
+//! Every run opens a fresh temporary database as `Latency<Counting<AnyBackend>>`: `--rtt`
 //! (default 0; `0`, `500us`, `1ms`, `2.5ms`) is added to each begin, read, scan and read-write
-//! commit, and the counts give the round trips the worker made.
+//! commit, and the counts give the round trips the worker made. Built with `--features tikv` and
+//! run with `TITO_TIKV_PD` set, the database is a fresh namespace on that TiKV cluster and only
+//! the networked measures run (the throughput and paced runs are for the embedded engine).
 //!
 //! With `--rtt 0` (skipped otherwise: they would take minutes):
 //! 1. publish only: `events` (default 100,000) inserts with events, `per_tx` (default 100)
@@ -37,11 +39,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use tito_core::backend::any::TIKV_PD_ENV;
 use tito_core::backend::{CallCounts, Counting, Latency};
 use tito_core::event::micros_since_epoch;
 use tito_core::{
-    Backend, Embedded, RetryPolicy, TitoEngine, TitoError, TitoEventConfig, TitoModelTrait,
-    TitoOperation, TitoOptions,
+    AnyBackend, Backend, Embedded, RetryPolicy, TitoEngine, TitoError, TitoEventConfig,
+    TitoModelTrait, TitoOperation, TitoOptions,
 };
 use tito_queue::{TitoQueue, Worker, WorkerHandle};
 
@@ -78,7 +81,7 @@ fn tick(n: u64, keys: u64) -> Tick {
     }
 }
 
-type Db = TitoEngine<Latency<Counting<Embedded>>>;
+type Db = TitoEngine<Latency<Counting<AnyBackend>>>;
 
 const PUBLISHERS: u64 = 2;
 const KEYS: u64 = 4096;
@@ -179,8 +182,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A fresh temporary database whose round trips cost `rtt`.
 async fn open(rtt: Duration) -> Result<Db, TitoError> {
-    let embedded = Embedded::temporary_builder().open_backend()?;
-    TitoEngine::new(Latency::new(Counting::new(embedded), rtt)).await
+    let backend = AnyBackend::from_env_backend(Embedded::temporary_builder()).await?;
+    TitoEngine::new(Latency::new(Counting::new(backend), rtt)).await
 }
 
 /// The round trips counted on `db` since the last call, which starts the count again.
@@ -358,6 +361,13 @@ async fn main() -> Result<(), TitoError> {
         }
     };
     let (rtt, events, per_tx) = (args.rtt, args.events, args.per_tx);
+    let probe = open(rtt).await?;
+    let embedded = matches!(probe.backend().inner().inner(), AnyBackend::Embedded(_));
+    drop(probe);
+    if !embedded {
+        println!("queue_bench: on TiKV ({TIKV_PD_ENV}), networked measures only");
+        return networked(rtt).await;
+    }
     let history = match args.history {
         Some(0) => "none".into(),
         Some(n) => format!("{n} events"),

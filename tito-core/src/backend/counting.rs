@@ -64,6 +64,11 @@ impl<B: Backend> Counting<B> {
         }
     }
 
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
     /// The calls counted so far.
     pub fn counts(&self) -> CallCounts {
         let c = &self.counters;
