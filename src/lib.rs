@@ -138,6 +138,7 @@ pub use tito_queue::BoxFuture;
 pub mod limits {
     pub use tito_core::event::MAX_EVENT_LEN;
     pub use tito_core::model::storable::MAX_DEPTH;
+    pub use tito_core::query::{MAX_HYDRATED_LEN, MAX_PAGE_LEN};
     pub use tito_core::txn::{MAX_KEY_LEN, MAX_VALUE_LEN};
     pub use tito_queue::{LONGEST_DELAY, MAX_ERROR_LEN};
 }

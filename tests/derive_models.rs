@@ -887,3 +887,94 @@ async fn serde_renames_name_paths_and_odd_index_names_get_query_methods() {
         Some("bob@x.io")
     );
 }
+
+#[tokio::test]
+async fn a_reference_repeated_in_a_list_is_hydrated_once_on_either_route() {
+    let db = support::engine().await;
+    let mut p = seed_relations(&db).await;
+    p.tag_ids = vec!["t1".into(), "t0".into(), "t1".into(), "t1".into()];
+    write(&db, vec![p], vec![], vec![]).await;
+    let posts: TitoModel<Post, AnyBackend> = db.clone().model();
+    let names = |post: &Post| post.tags.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    // Top-level fields only: the stored JSON is spliced.
+    let spliced = posts
+        .find_by_id("p", vec![Post::TAGS.into()])
+        .await
+        .unwrap();
+    assert_eq!(names(&spliced), vec!["db", "rust"]);
+    // A nested path among the relationships: every record goes through a JSON value.
+    let valued = posts
+        .find_by_id("p", vec![Post::TAGS.into(), Post::COMMENTS_AUTHOR.into()])
+        .await
+        .unwrap();
+    assert_eq!(names(&valued), vec!["db", "rust"]);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "blobs")]
+struct Blob {
+    #[tito(id)]
+    id: String,
+    data: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "holders")]
+struct Holder {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    group: String,
+    #[tito(relation(model = Blob, into = blob))]
+    blob_id: String,
+    #[serde(default)]
+    blob: Option<Blob>,
+}
+
+#[tokio::test]
+async fn a_page_hydrates_at_most_its_byte_bound() {
+    use tito::limits::MAX_HYDRATED_LEN;
+
+    let db = support::engine().await;
+    // One record of 5 MiB, referenced by enough holders that a page of them all would copy it
+    // past the bound.
+    let big = Blob {
+        id: "big".into(),
+        data: "x".repeat(5 << 20),
+    };
+    let holders = MAX_HYDRATED_LEN / big.data.len() + 1;
+    write(&db, vec![big.clone()], vec![], vec![]).await;
+    let holder = |n: usize| Holder {
+        id: format!("h{n:02}"),
+        group: "g".into(),
+        blob_id: "big".into(),
+        blob: None,
+    };
+    write(&db, (0..holders).map(holder).collect(), vec![], vec![]).await;
+    let model: TitoModel<Holder, AnyBackend> = db.clone().model();
+
+    let err = Holder::by_group(&model)
+        .value("g")
+        .relationship(Holder::BLOB)
+        .execute()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TitoError::TooLarge { what: "hydrated page", limit, .. } if limit == MAX_HYDRATED_LEN),
+        "{err:?}"
+    );
+    // Smaller pages hydrate in full, and the records read without it are whole.
+    let page = Holder::by_group(&model)
+        .value("g")
+        .relationship(Holder::BLOB)
+        .limit(2)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    assert!(page.items.iter().all(|h| h.blob.as_ref() == Some(&big)));
+    assert_eq!(
+        Holder::by_group(&model).value("g").count().await.unwrap(),
+        holders
+    );
+}

@@ -981,3 +981,41 @@ async fn pages_never_skip_or_repeat_rows_written_between_pages() {
         assert_eq!(seen, expected, "reverse = {reverse}");
     }
 }
+
+#[tokio::test]
+async fn no_page_holds_more_than_the_page_bound_whatever_the_limit() {
+    use tito::limits::MAX_PAGE_LEN;
+
+    let db = support::engine().await;
+    let model = db.clone().model::<Account>();
+    let rows = MAX_PAGE_LEN + 5;
+    let accounts = (0..rows)
+        .map(|n| account(&format!("a{n:05}"), &format!("{n}@x.io"), 7))
+        .collect();
+    insert(&db, accounts).await.unwrap();
+    let query = || {
+        let mut query = model.query_by_index("by_balance");
+        query.value(7);
+        query
+    };
+    for limit in [None, Some(usize::MAX), Some(MAX_PAGE_LEN + 1)] {
+        let page = query().limit(limit).execute().await.unwrap();
+        assert_eq!(page.items.len(), MAX_PAGE_LEN, "limit {limit:?}");
+        let rest = query()
+            .limit(limit)
+            .cursor(page.cursor.clone())
+            .execute()
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 5);
+        assert_eq!(rest.cursor, None);
+    }
+    // Every record is still one call away, a page at a time.
+    let all = query().all().await.unwrap();
+    assert_eq!(all.len(), rows);
+    assert_eq!(all[rows - 1].id, format!("a{:05}", rows - 1));
+    assert_eq!(query().count().await.unwrap(), rows);
+    let reverse = query().limit(None).execute_reverse().await.unwrap();
+    assert_eq!(reverse.items.len(), MAX_PAGE_LEN);
+    assert_eq!(reverse.items[0].id, format!("a{:05}", rows - 1));
+}

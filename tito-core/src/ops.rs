@@ -517,8 +517,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             .iter()
             .map(|(key, bytes)| record::decode_value(key, bytes))
             .collect::<Result<Vec<_>>>()?;
+        let mut hydrated = relation::Hydrated::default();
         for relation in relations {
-            relation::hydrate(tx, relation, &mut values).await?;
+            relation::hydrate(tx, relation, &mut values, &mut hydrated).await?;
         }
         rows.iter()
             .zip(values)

@@ -3,7 +3,12 @@
 //!
 //! A reference to a record that does not exist is skipped: a list holds the records found, a
 //! single reference leaves the destination empty. Stale references are common (the referenced
-//! record was deleted) and must not make the referencing record unreadable.
+//! record was deleted) and must not make the referencing record unreadable. A list that names
+//! one record several times holds it once.
+//!
+//! Every reference is a copy of the referenced record, so a page's hydrated records are bounded:
+//! past [`MAX_HYDRATED_LEN`] bytes, the page fails with [`TitoError::TooLarge`] instead of
+//! growing without limit (a few large records referenced by many could otherwise fill memory).
 //!
 //! When every requested relationship names top-level fields, [`hydrate_top_level`] splices the
 //! stored JSON of the referenced records into the stored JSON of each record and decodes the
@@ -25,6 +30,37 @@ use crate::model::TitoEmbeddedRelationshipConfig;
 use crate::model::json_path::{for_each_parent, split_parent, values_at};
 use crate::model::record;
 use crate::txn::TitoTransaction;
+
+/// The most bytes of referenced records one page (or one read by id) may hydrate.
+pub const MAX_HYDRATED_LEN: usize = 64 * 1024 * 1024;
+
+/// The bytes of referenced records hydrated so far by one read.
+#[derive(Default)]
+pub(crate) struct Hydrated(usize);
+
+impl Hydrated {
+    /// Counts `len` more bytes, or fails once past [`MAX_HYDRATED_LEN`].
+    fn add(&mut self, len: usize) -> Result<()> {
+        self.0 += len;
+        if self.0 > MAX_HYDRATED_LEN {
+            return Err(TitoError::TooLarge {
+                what: "hydrated page",
+                size: self.0,
+                limit: MAX_HYDRATED_LEN,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The distinct ids of a list of references, in their first order.
+fn distinct_ids(refs: &[Value]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(refs.len());
+    refs.iter()
+        .filter_map(id_of)
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
 
 fn id_of(value: &Value) -> Option<String> {
     match value {
@@ -56,45 +92,58 @@ async fn fetch<B: Backend>(
         .collect())
 }
 
-/// Fills `relation`'s destination field in every record of `records`.
+/// Fills `relation`'s destination field in every record of `records`, counting the bytes it
+/// copies in `hydrated`.
 pub(crate) async fn hydrate<B: Backend>(
     tx: &TitoTransaction<B>,
     relation: &TitoEmbeddedRelationshipConfig,
     records: &mut [Value],
+    hydrated: &mut Hydrated,
 ) -> Result<()> {
     let ids = records
         .iter()
         .flat_map(|r| values_at(r, &relation.source_field_name))
         .filter_map(id_of)
         .collect();
-    let by_id: HashMap<String, Value> = fetch(tx, &relation.model, ids)
+    let by_id: HashMap<String, (Value, usize)> = fetch(tx, &relation.model, ids)
         .await?
         .into_iter()
-        .map(|(id, (key, bytes))| Ok((id, record::decode_value(&key, &bytes)?)))
+        .map(|(id, (key, bytes))| Ok((id, (record::decode_value(&key, &bytes)?, bytes.len()))))
         .collect::<Result<_>>()?;
     let (parent, source) = split_parent(&relation.source_field_name);
     let (_, destination) = split_parent(&relation.destination_field_name);
+    let mut failed = None;
     for value in records.iter_mut() {
         for_each_parent(value, parent, &mut |object| {
-            let hydrated = match object.get(source) {
+            let pick = |id: String| {
+                let (value, len) = by_id.get(&id)?;
+                match hydrated.add(*len) {
+                    Ok(()) => Some(value.clone()),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        None
+                    }
+                }
+            };
+            let found = match object.get(source) {
                 Some(Value::Array(refs)) => Some(Value::Array(
-                    refs.iter()
-                        .filter_map(id_of)
-                        .filter_map(|id| by_id.get(&id).cloned())
-                        .collect(),
+                    distinct_ids(refs).into_iter().filter_map(pick).collect(),
                 )),
-                Some(reference) => id_of(reference).and_then(|id| by_id.get(&id).cloned()),
+                Some(reference) => id_of(reference).and_then(pick),
                 None => None,
             };
-            match hydrated {
-                Some(hydrated) => {
-                    object.insert(destination.to_string(), hydrated);
+            match found {
+                Some(found) => {
+                    object.insert(destination.to_string(), found);
                 }
                 None => {
                     object.remove(destination);
                 }
             }
         });
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -192,6 +241,7 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
         refs.push(per_row);
         found.push(bodies);
     }
+    let mut hydrated = Hydrated::default();
     let mut records = Vec::with_capacity(rows.len());
     for (row, ((key, _), fields)) in rows.iter().zip(parsed).enumerate() {
         let mut out = Vec::with_capacity(rows[row].1.len() * 2);
@@ -213,11 +263,11 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
             }
         }
         for ((relation, per_row), bodies) in relations.iter().zip(&refs).zip(&found) {
-            let pick = |value: &Value| id_of(value).and_then(|id| bodies.get(&id));
             match &per_row[row] {
                 Some(Value::Array(items)) => {
                     let mut list = vec![b'['];
-                    for body in items.iter().filter_map(pick) {
+                    for body in distinct_ids(items).iter().filter_map(|id| bodies.get(id)) {
+                        hydrated.add(body.len())?;
                         if list.len() > 1 {
                             list.push(b',');
                         }
@@ -227,7 +277,8 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
                     field(&mut out, &relation.destination_field_name, &list);
                 }
                 Some(value) => {
-                    if let Some(body) = pick(value) {
+                    if let Some(body) = id_of(value).and_then(|id| bodies.get(&id)) {
+                        hydrated.add(body.len())?;
                         field(&mut out, &relation.destination_field_name, body);
                     }
                 }
@@ -298,7 +349,9 @@ mod tests {
             .map(|(key, bytes)| record::decode_value(key, bytes).unwrap())
             .collect();
         for relation in &relations {
-            hydrate(&tx, relation, &mut values).await.unwrap();
+            hydrate(&tx, relation, &mut values, &mut Hydrated::default())
+                .await
+                .unwrap();
         }
         assert_eq!(spliced, values);
         assert_eq!(spliced[0]["author"]["name"], "Ann");

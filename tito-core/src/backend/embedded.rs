@@ -14,6 +14,7 @@ use fjall::{
     KeyspaceCreateOptions, OptimisticTxDatabase, OptimisticTxKeyspace,
     OptimisticWriteTx as WriteTransaction, PersistMode, Readable, Snapshot,
 };
+use tokio::task::coop::consume_budget;
 
 use super::{Backend, BackendTx, KeyRange, KvPair, TxKind};
 use crate::engine::TitoEngine;
@@ -275,12 +276,17 @@ enum Write {
     SingleDelete,
 }
 
+// Reads complete without waiting, so a loop of them would never give its thread back to the
+// runtime: each read spends the task's cooperative budget, and a long scan, reindex or verify
+// yields now and then instead of starving the tasks beside it (queue heartbeats among them).
 impl BackendTx for EmbeddedTx {
     async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        consume_budget().await;
         self.read_one(key)
     }
 
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        consume_budget().await;
         keys.iter().map(|key| self.read_one(key)).collect()
     }
 
@@ -297,6 +303,7 @@ impl BackendTx for EmbeddedTx {
     }
 
     async fn scan(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
+        consume_budget().await;
         if range.is_empty() {
             return Ok(Vec::new());
         }
@@ -304,6 +311,7 @@ impl BackendTx for EmbeddedTx {
     }
 
     async fn scan_reverse(&mut self, range: KeyRange, limit: usize) -> Result<Vec<KvPair>> {
+        consume_budget().await;
         if range.is_empty() {
             return Ok(Vec::new());
         }
@@ -333,4 +341,43 @@ impl BackendTx for EmbeddedTx {
 
 fn storage_error(e: fjall::Error) -> TitoError {
     TitoError::Backend(format!("embedded storage: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_long_loop_of_reads_lets_the_tasks_beside_it_run() {
+        let db = Embedded::temporary_builder().open_backend().unwrap();
+        let mut tx = db.begin(TxKind::Optimistic).await.unwrap();
+        tx.put(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        // This runtime has one thread: the ticker runs only when this loop gives it back.
+        let mut tx = db.begin(TxKind::ReadOnly).await.unwrap();
+        let before = ticks.load(Ordering::Relaxed);
+        for _ in 0..10_000 {
+            tx.get(b"k").await.unwrap();
+            tx.scan(KeyRange::new(b"a".to_vec(), b"z".to_vec()), 10)
+                .await
+                .unwrap();
+        }
+        let during = ticks.load(Ordering::Relaxed) - before;
+        ticker.abort();
+        assert!(during > 0, "the ticker never ran during 20,000 reads");
+    }
 }

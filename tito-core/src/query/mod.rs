@@ -8,6 +8,8 @@ mod value;
 pub use typed::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use value::QueryValue;
 
+pub use crate::relation::MAX_HYDRATED_LEN;
+
 use futures_util::stream::{self, Stream, TryStreamExt};
 
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
@@ -19,11 +21,15 @@ use crate::model::schema::IndexDef;
 use crate::ops::TitoModel;
 use crate::txn::TitoTransaction;
 
-/// Rows read per backend scan when a query has no limit.
+/// Index entries read per backend scan by [`IndexQuery::count`].
 const SCAN_CHUNK: usize = 1000;
 
 /// Records read per page by [`IndexQuery::stream`].
 pub const STREAM_PAGE: usize = 100;
+
+/// The most records one page holds: a query with no limit or a larger one returns pages of this
+/// many, with a cursor to the rest, so no query loads a whole index at once.
+pub const MAX_PAGE_LEN: usize = 1000;
 
 /// One page of query results.
 #[derive(Debug, Clone)]
@@ -123,7 +129,9 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
         self
     }
 
-    /// Returns at most `limit` records (`10` or `Some(10)`); `None` returns all.
+    /// Returns at most `limit` records per page (`10` or `Some(10)`); `None`, or a limit above
+    /// [`MAX_PAGE_LEN`], gives pages of [`MAX_PAGE_LEN`] (follow the cursor, or use
+    /// [`all`](Self::all) or [`stream`](Self::stream), for every record).
     pub fn limit(&mut self, limit: impl Into<Option<usize>>) -> &mut Self {
         self.limit = limit.into();
         self
@@ -180,10 +188,15 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     }
 
     /// [`all`](Self::all) inside `tx`.
-    pub async fn all_tx(&self, tx: &TitoTransaction<B>) -> Result<Vec<T>> {
-        let mut query = self.clone();
-        query.limit(None);
-        Ok(query.run(tx, false).await?.items)
+    pub async fn all_tx(&self, tx: &TitoTransaction<B>) -> Result<Vec<T>>
+    where
+        T: 'static,
+    {
+        self.pages(MAX_PAGE_LEN, move |query| async move {
+            query.execute_tx(tx).await
+        })
+        .try_collect()
+        .await
     }
 
     /// Every record the query matches (after its cursor, if any), ignoring its limit, as a
@@ -194,7 +207,7 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     where
         T: 'static,
     {
-        self.pages(|query| async move { query.execute().await })
+        self.pages(STREAM_PAGE, |query| async move { query.execute().await })
     }
 
     /// [`stream`](Self::stream) inside `tx`, every page seeing its writes.
@@ -205,17 +218,23 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     where
         T: 'static,
     {
-        self.pages(move |query| async move { query.execute_tx(tx).await })
+        self.pages(STREAM_PAGE, move |query| async move {
+            query.execute_tx(tx).await
+        })
     }
 
-    /// Streams the records of the pages `read` returns, following their cursors.
-    fn pages<F, Fut>(&self, read: F) -> impl Stream<Item = Result<T>> + use<F, Fut, T, B>
+    /// Streams the records of the pages of `size` that `read` returns, following their cursors.
+    fn pages<F, Fut>(
+        &self,
+        size: usize,
+        read: F,
+    ) -> impl Stream<Item = Result<T>> + use<F, Fut, T, B>
     where
         F: Fn(IndexQuery<T, B>) -> Fut,
         Fut: Future<Output = Result<TitoPage<T>>>,
     {
         let mut first = self.clone();
-        first.limit(STREAM_PAGE);
+        first.limit(size);
         let pages = stream::try_unfold((Some(first), read), |(next, read)| async move {
             let Some(query) = next else {
                 return Ok(None);
@@ -377,13 +396,15 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
         let (index, range, query) = self.plan(reverse)?;
         let schema = &self.model.schema;
-        let want = self.limit.map(|n| n.saturating_add(1));
-        let entries = scan(tx, range, reverse, want).await?;
-        let has_more = self.limit.is_some_and(|n| entries.len() > n);
-        let entries = match self.limit {
-            Some(n) => &entries[..entries.len().min(n)],
-            None => &entries[..],
+        let limit = self.limit.map_or(MAX_PAGE_LEN, |n| n.min(MAX_PAGE_LEN));
+        // One entry more than the page tells whether a next page exists.
+        let entries = if reverse {
+            tx.scan_reverse(range, limit + 1).await?
+        } else {
+            tx.scan(range, limit + 1).await?
         };
+        let has_more = entries.len() > limit;
+        let entries = &entries[..entries.len().min(limit)];
         let ids = entries
             .iter()
             .map(|(key, value)| entry_id(index, key, value))
@@ -425,40 +446,4 @@ fn entry_id(index: &IndexDef, key: &[u8], value: &[u8]) -> Result<String> {
         keyspace::id_from_index_key(key, index.prefix.len())
     };
     id.ok_or_else(|| crate::model::record::decode_error(key, "malformed index entry".into()))
-}
-
-/// Reads up to `limit` entries of `range` (all when `None`), in chunks.
-async fn scan<B: Backend>(
-    tx: &TitoTransaction<B>,
-    mut range: KeyRange,
-    reverse: bool,
-    limit: Option<usize>,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let Some(limit) = limit else {
-        let mut all = Vec::new();
-        loop {
-            let chunk = if reverse {
-                tx.scan_reverse(range.clone(), SCAN_CHUNK).await?
-            } else {
-                tx.scan(range.clone(), SCAN_CHUNK).await?
-            };
-            let done = chunk.len() < SCAN_CHUNK;
-            if let Some((last, _)) = chunk.last() {
-                if reverse {
-                    range.end = Some(last.clone());
-                } else {
-                    range.start = key_after(last);
-                }
-            }
-            all.extend(chunk);
-            if done {
-                return Ok(all);
-            }
-        }
-    };
-    if reverse {
-        tx.scan_reverse(range, limit).await
-    } else {
-        tx.scan(range, limit).await
-    }
 }

@@ -137,7 +137,8 @@ impl<T: crate::model::TitoModelTrait, B: Backend, Fields> TypedQuery<T, B, Field
         self
     }
 
-    /// Returns at most `limit` records (`10` or `Some(10)`); `None` returns all.
+    /// Returns at most `limit` records per page (`10` or `Some(10)`); `None`, or a limit above
+    /// [`MAX_PAGE_LEN`](super::MAX_PAGE_LEN), gives pages of that many, with a cursor to the rest.
     pub fn limit(mut self, limit: impl Into<Option<usize>>) -> Self {
         self.query.limit(limit);
         self
