@@ -181,7 +181,8 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use tito_core::model::component::{combine_components, number_component, string_component};
     pub use tito_core::model::derived::{
-        Fanout, Hop, push_components, push_index, relation_source, table_of, typed_entries,
+        Fanout, Hop, VersionField, push_components, push_index, relation_source, table_of,
+        typed_entries,
     };
     pub use tito_core::query::{End, Field, QueryArg, Relation, TypedQuery};
     pub use tito_core::{

@@ -978,3 +978,131 @@ async fn a_page_hydrates_at_most_its_byte_bound() {
         holders
     );
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "notes")]
+struct Note {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    title: String,
+    #[serde(default, rename = "rev")]
+    #[tito(version)]
+    version: u64,
+}
+
+/// The same table as a model without a version field, as a program written before it was added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "notes")]
+struct UnversionedNote {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    title: String,
+}
+
+#[tokio::test]
+async fn a_version_field_refuses_writes_of_a_stale_read() {
+    let db = support::engine().await;
+    let notes: TitoModel<Note, AnyBackend> = db.clone().model();
+    let note = |id: &str, title: &str, version| Note {
+        id: id.into(),
+        title: title.into(),
+        version,
+    };
+    let run = |write: &'static str, record: Note| {
+        let notes = notes.clone();
+        db.transaction(move |tx| {
+            let (notes, record) = (notes.clone(), record.clone());
+            async move {
+                match write {
+                    "build" => notes.build(record, &tx).await,
+                    "update" => notes.update(record, &tx).await,
+                    _ => notes.upsert(record, &tx).await,
+                }
+            }
+        })
+    };
+    let conflict = |err: TitoError, want_expected: u64, want_stored: Option<u64>| match err {
+        TitoError::VersionConflict {
+            table,
+            expected,
+            stored,
+            ..
+        } => {
+            assert_eq!(table, "notes");
+            assert_eq!((expected, stored), (want_expected, want_stored));
+        }
+        other => panic!("expected a version conflict, got {other:?}"),
+    };
+
+    // A build stores version 1, whatever the record carried.
+    let built = run("build", note("n", "draft", 9)).await.unwrap();
+    assert_eq!(built.version, 1);
+    let first = Note::get(&notes, "n").await.unwrap().unwrap();
+    let second = first.clone();
+    assert_eq!(first, note("n", "draft", 1));
+
+    // Two writers read version 1: the first write wins, the second is refused.
+    let mut edited = first;
+    edited.title = "first".into();
+    assert_eq!(run("update", edited).await.unwrap().version, 2);
+    let mut stale = second;
+    stale.title = "second".into();
+    conflict(run("update", stale.clone()).await.unwrap_err(), 1, Some(2));
+    conflict(run("upsert", stale).await.unwrap_err(), 1, Some(2));
+    let stored = Note::get(&notes, "n").await.unwrap().unwrap();
+    assert_eq!(stored, note("n", "first", 2));
+    // Index entries stayed with the stored record.
+    let by_title = Note::by_title(&notes).value("first").all().await.unwrap();
+    assert_eq!(by_title, vec![stored]);
+    assert!(notes.verify().await.unwrap().is_consistent());
+
+    // A closure update reads and writes in one transaction: always current.
+    let changed = notes
+        .update_with("n", |n| n.title = "third".into())
+        .await
+        .unwrap();
+    assert_eq!(changed, note("n", "third", 3));
+
+    // Upsert creates only from version 0, and never brings back a deleted record.
+    conflict(run("upsert", note("m", "x", 4)).await.unwrap_err(), 4, None);
+    let created = run("upsert", note("m", "x", 0)).await.unwrap();
+    assert_eq!(created.version, 1);
+    db.transaction(|tx| {
+        let notes = notes.clone();
+        async move { notes.delete_by_id("n", &tx).await }
+    })
+    .await
+    .unwrap();
+    conflict(
+        run("upsert", note("n", "back", 3)).await.unwrap_err(),
+        3,
+        None,
+    );
+    assert!(matches!(
+        run("update", note("n", "back", 3)).await,
+        Err(TitoError::NotFound(_))
+    ));
+
+    // A record written without the field is at version 0.
+    let old: TitoModel<UnversionedNote, AnyBackend> = db.clone().model();
+    db.transaction(|tx| {
+        let old = old.clone();
+        async move {
+            old.build(
+                UnversionedNote {
+                    id: "o".into(),
+                    title: "old".into(),
+                },
+                &tx,
+            )
+            .await
+        }
+    })
+    .await
+    .unwrap();
+    let read = Note::get(&notes, "o").await.unwrap().unwrap();
+    assert_eq!(read.version, 0);
+    assert_eq!(run("update", read).await.unwrap().version, 1);
+}

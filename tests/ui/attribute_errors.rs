@@ -44,4 +44,15 @@ struct BadPathAndRelation {
     tag_ids: Vec<String>,
 }
 
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "versions")]
+struct TwoVersions {
+    #[tito(id, version)]
+    id: u64,
+    #[tito(version)]
+    a: u64,
+    #[tito(version)]
+    b: u64,
+}
+
 fn main() {}

@@ -26,6 +26,8 @@ struct Post {
     published: bool,
     #[serde(default)]
     tags: Vec<Tag>,
+    #[tito(version)]
+    revision: String,
 }
 
 fn queries(posts: &TitoModel<Post>) {

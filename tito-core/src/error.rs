@@ -42,6 +42,25 @@ pub enum TitoError {
         existing_id: String,
     },
 
+    /// The record changed since it was read: its stored version is not the one the write
+    /// carried (see [`TitoModelTrait::version_field`](crate::TitoModelTrait::version_field)).
+    /// Read it again, reapply the change, write again.
+    #[error("`{table}` record `{id}` changed since it was read: the write carried version \
+             {expected}, {}", match stored {
+                 Some(stored) => format!("the stored record is at version {stored}"),
+                 None => "the record is not stored".to_string(),
+             })]
+    VersionConflict {
+        /// Table of the model.
+        table: String,
+        /// The record's id.
+        id: String,
+        /// The version the write carried.
+        expected: u64,
+        /// The stored record's version; `None` when it is not stored.
+        stored: Option<u64>,
+    },
+
     /// The query does not fit the index or the model (unknown index, wrong values, ...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),

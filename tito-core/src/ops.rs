@@ -203,6 +203,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         tx: &TitoTransaction<B>,
     ) -> Result<Vec<T>> {
         let span = debug_span!("tito.build", table = %self.schema.table, records = records.len());
+        let mut records = records;
+        if self.schema.version_field.is_some() {
+            records.iter_mut().for_each(|record| record.set_version(1));
+        }
         async {
             let prepared = records
                 .iter()
@@ -267,7 +271,8 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     }
 
     /// Replaces a stored record, moving exactly the index entries that changed. Fails with
-    /// [`TitoError::NotFound`] if the record does not exist.
+    /// [`TitoError::NotFound`] if the record does not exist, and for a model with a version field
+    /// with [`TitoError::VersionConflict`] if it changed since `record` was read.
     pub async fn update(&self, record: T, tx: &TitoTransaction<B>) -> Result<T> {
         self.update_with_options(record, TitoOptions::default(), tx)
             .await
@@ -285,7 +290,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
 
     /// Stores `record` whether or not its id exists: a new record with its index entries, or a
     /// replacement moving exactly the entries that changed. Fails with
-    /// [`TitoError::UniqueViolation`] if another record holds one of its unique values.
+    /// [`TitoError::UniqueViolation`] if another record holds one of its unique values, and for
+    /// a model with a version field with [`TitoError::VersionConflict`] unless the record is
+    /// stored at its version (or not stored, and at version 0).
     pub async fn upsert(&self, record: T, tx: &TitoTransaction<B>) -> Result<T> {
         self.upsert_with_options(record, TitoOptions::default(), tx)
             .await
@@ -342,6 +349,24 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         create: bool,
     ) -> Result<T> {
         let span = debug_span!("tito.update", table = %self.schema.table, create);
+        let mut record = record;
+        // The version the write carries, checked against the stored one below; the record is
+        // stored with the next.
+        let expected = match self.schema.version_field {
+            Some(_) => {
+                let expected = record.version();
+                let next = expected.checked_add(1).ok_or_else(|| {
+                    TitoError::InvalidArgument(format!(
+                        "`{}` record `{}` is at the last version",
+                        self.schema.table,
+                        record.get_id()
+                    ))
+                })?;
+                record.set_version(next);
+                Some(expected)
+            }
+            None => None,
+        };
         async {
             let prepared = self.prepare(&record, options.event.is_some())?;
             let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
@@ -349,8 +374,12 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             let mut keys = vec![record_key.clone(), manifest_key.clone()];
             keys.extend(Self::unique_keys(&prepared));
             let found = tx.batch_get(&keys).await?;
-            if !create && found.first().is_none_or(Option::is_none) {
+            let stored = found.first().and_then(Option::as_ref);
+            if !create && stored.is_none() {
                 return Err(self.not_found(&prepared.id));
+            }
+            if let (Some(expected), Some(field)) = (expected, &self.schema.version_field) {
+                self.check_version(&record_key, &prepared.id, stored, field, expected)?;
             }
             let stored_manifest = found.get(1).and_then(Option::as_ref);
             let old_keys = match stored_manifest {
@@ -377,6 +406,31 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Fails with [`TitoError::VersionConflict`] unless the stored record (`None`: none is) is
+    /// at version `expected`; a stored record without the field is at version 0.
+    fn check_version(
+        &self,
+        key: &[u8],
+        id: &str,
+        stored: Option<&Vec<u8>>,
+        field: &str,
+        expected: u64,
+    ) -> Result<()> {
+        let stored = match stored {
+            Some(bytes) => Some(record::top_level_u64(key, bytes, field)?.unwrap_or(0)),
+            None => None,
+        };
+        if stored.unwrap_or(0) == expected {
+            return Ok(());
+        }
+        Err(TitoError::VersionConflict {
+            table: self.schema.table.clone(),
+            id: id.to_string(),
+            expected,
+            stored,
+        })
     }
 
     /// Removes a record and all its index entries. Fails with [`TitoError::NotFound`] if the

@@ -39,6 +39,8 @@ pub struct FieldAttrs {
     pub index: Vec<SpannedValue<IndexAttr>>,
     /// `unique`: the field's own index (named after the field) holds one record per value.
     pub unique: Flag,
+    /// `version`: the record's version (a `u64`), checked and advanced by every write.
+    pub version: Flag,
     /// `relation(model = Tag, into = tags)`: the field holds ids of `Tag` records, hydrated into
     /// the field `tags`; repeatable.
     #[darling(multiple)]

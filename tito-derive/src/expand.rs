@@ -20,6 +20,7 @@ pub fn model(model: &Model) -> TokenStream {
         get_embedded_relationships(model),
         get_events(model),
         partition_key(model),
+        version(model),
         typed_index_entries(model),
     ];
     let queries = model.indexes.iter().map(|index| typed_query(model, index));
@@ -165,6 +166,31 @@ fn partition_key(model: &Model) -> TokenStream {
     quote! {
         fn partition_key(&self) -> ::std::string::String {
             #to_string
+        }
+    }
+}
+
+/// The version field's name and accessors; a field that is not a `u64` fails at its type.
+fn version(model: &Model) -> TokenStream {
+    let Some(version) = &model.version else {
+        return TokenStream::new();
+    };
+    let (field, name) = (&version.field, &version.json_name);
+    let ty = &version.ty;
+    let field_of = quote_spanned!(syn::spanned::Spanned::span(ty)=>
+        <#ty as ::tito::__private::VersionField>
+    );
+    quote! {
+        fn version_field(&self) -> ::std::option::Option<::std::string::String> {
+            ::std::option::Option::Some(::std::string::String::from(#name))
+        }
+
+        fn version(&self) -> u64 {
+            #field_of::get(&self.#field)
+        }
+
+        fn set_version(&mut self, version: u64) {
+            #field_of::set(&mut self.#field, version)
         }
     }
 }

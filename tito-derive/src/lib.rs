@@ -30,6 +30,7 @@ use proc_macro::TokenStream;
 /// | `index(.., unique)` | field | the index holds one record per value (on any member) |
 /// | `index(.., condition = Self::is_active)` | field | only records for which this `fn(&Self) -> bool` is true are indexed (on one member) |
 /// | `index(path = "author_id", ty = String)` | field | indexes the value at a dotted path inside the field; collections and `Option`s along the path fan out; `ty` is the type found there (quote generic types: `ty = "Option<String>"`) |
+/// | `version` | field | the record's version, a `u64`: updates and upserts fail with `VersionConflict` unless it is the stored one, and store it plus one; `build` stores 1 |
 /// | `relation(model = Tag, into = tags)` | field | the field holds ids of `Tag` records, hydrated into field `tags` on request (never stored) |
 /// | `relation(model = User, path = "author_id", into = author)` | field | the ids are at `path` inside the field; `author` is the field next to them |
 ///

@@ -24,8 +24,17 @@ pub struct Model {
     pub id_span: Span,
     pub events: Vec<LitStr>,
     pub partition_key: Option<Ident>,
+    pub version: Option<Version>,
     pub indexes: Vec<Index>,
     pub relations: Vec<Relation>,
+}
+
+/// The `#[tito(version)]` field.
+pub struct Version {
+    pub field: Ident,
+    pub ty: Type,
+    /// Its name in the serialized record.
+    pub json_name: String,
 }
 
 /// One index, its fields in key order.
@@ -76,6 +85,7 @@ impl Model {
             .collect();
 
         let mut id: Option<(Ident, Span)> = None;
+        let mut version: Option<Version> = None;
         let mut members: BTreeMap<String, Vec<Member>> = BTreeMap::new();
         let mut relations = Vec::new();
         for (order, field) in fields.iter().enumerate() {
@@ -91,6 +101,29 @@ impl Model {
                         .with_span(&field.id.span()),
                     ),
                     None => id = Some((ident.clone(), field.id.span())),
+                }
+            }
+            if field.version.is_present() {
+                let span = field.version.span();
+                if let Some(first) = &version {
+                    errors.push(
+                        Error::custom(format!(
+                            "a model has one version; `{}` is already marked `#[tito(version)]`",
+                            first.field
+                        ))
+                        .with_span(&span),
+                    );
+                } else if field.id.is_present() {
+                    errors.push(
+                        Error::custom("the id cannot be the version: mark another field")
+                            .with_span(&span),
+                    );
+                } else {
+                    version = Some(Version {
+                        json_name: json_names[&ident.to_string()].clone(),
+                        field: ident.clone(),
+                        ty: field.ty.clone(),
+                    });
                 }
             }
             for attr in memberships(field) {
@@ -150,6 +183,7 @@ impl Model {
             id_span,
             events: attrs.events.0,
             partition_key: attrs.partition_key,
+            version,
             indexes,
             relations,
         })

@@ -140,6 +140,28 @@ impl<T: RelationSource, S> RelationSource for HashSet<T, S> {}
 /// Compiles only when `T` can be a relationship source (a check in generated code).
 pub fn relation_source<T: RelationSource + ?Sized>() {}
 
+/// The type of a `#[tito(version)]` field: a `u64`.
+#[diagnostic::on_unimplemented(
+    message = "a version field must be a `u64`, not `{Self}`",
+    label = "not a u64",
+    note = "record versions count writes from 1; declare the field `u64` with `#[serde(default)]`"
+)]
+pub trait VersionField {
+    /// The version held.
+    fn get(&self) -> u64;
+    /// Holds `version`.
+    fn set(&mut self, version: u64);
+}
+
+impl VersionField for u64 {
+    fn get(&self) -> u64 {
+        *self
+    }
+    fn set(&mut self, version: u64) {
+        *self = version;
+    }
+}
+
 /// The table of model `T`, for the `model` of a generated relationship.
 pub fn table_of<T: crate::model::TitoModelTrait>() -> String {
     T::default().get_table_name()

@@ -3,8 +3,11 @@
 //! JSON is self-describing, so a model may gain fields (with `#[serde(default)]`) or lose them
 //! and still read rows written before the change.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::error::{Result, TitoError};
@@ -41,6 +44,46 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T>
 /// Decodes a stored record into a JSON value.
 pub(crate) fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Value> {
     decode(key, bytes)
+}
+
+/// The top-level number field `name` of a stored record, without decoding the rest; `None` when
+/// the record has no such field.
+pub(crate) fn top_level_u64(key: &[u8], bytes: &[u8], name: &str) -> Result<Option<u64>> {
+    let mut json = serde_json::Deserializer::from_slice(body(key, bytes)?);
+    NumberField(name)
+        .deserialize(&mut json)
+        .map_err(|e| decode_error(key, format!("field `{name}`: {e}")))
+}
+
+/// Finds one top-level number field of a JSON object.
+struct NumberField<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for NumberField<'_> {
+    type Value = Option<u64>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NumberField<'_> {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+        let mut found = None;
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            if field == self.0 {
+                found = Some(map.next_value::<u64>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Converts a JSON value (e.g. after hydration) into the model type.

@@ -22,6 +22,8 @@ pub(crate) struct Schema {
     pub table: String,
     pub indexes: Vec<IndexDef>,
     pub relationships: Vec<TitoEmbeddedRelationshipConfig>,
+    /// The serialized name of the version field, for optimistic checks.
+    pub version_field: Option<String>,
     /// A configuration mistake found when the schema was read; every operation reports it.
     problem: Option<String>,
 }
@@ -72,6 +74,7 @@ impl Schema {
             table,
             indexes,
             relationships,
+            version_field: model.version_field(),
             problem,
         }
     }
