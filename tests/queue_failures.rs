@@ -414,3 +414,67 @@ async fn members_gone_for_a_lease_ttl_are_removed() {
     .await;
     worker.shutdown().await.unwrap();
 }
+
+/// Issue 11, defect 6: a handler that takes its worker down (an abort, an out-of-memory kill)
+/// never returns an error, so attempts counted only by acknowledgements would run it forever.
+/// A partition taken over from a holder that did not release it handles its next batch alone,
+/// each call recorded before it runs: the event that kills every worker is dead-lettered after
+/// its attempts (the call that first took a worker down ran unrecorded, in a plain batch), and
+/// the other events are handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_handler_kills_its_worker_is_dead_lettered_after_its_attempts() {
+    let (db, queue) = fresh().await;
+    let log = Log::default();
+    let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    for seq in 0..3 {
+        publish(&db, "poison", seq).await.unwrap();
+        publish(&db, "other", seq).await.unwrap();
+    }
+    let (entered, mut killer_running) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut crashes = 0;
+    loop {
+        let worker = {
+            let (log, calls, entered) = (log.clone(), calls.clone(), entered.clone());
+            fast(&queue).retry(quick_retry(3)).run(move |event| {
+                let entry = entry_of(&event);
+                *calls.lock().unwrap().entry(entry.id.clone()).or_default() += 1;
+                if entry.id == "poison-1" {
+                    // The process dies here: the test aborts the worker while this call hangs.
+                    let _ = entered.send(());
+                    return Box::pin(std::future::pending());
+                }
+                log.push(&event);
+                Box::pin(async { Ok(()) })
+            })
+        };
+        let done = async {
+            wait_until("all but the killer handled", || async {
+                log.ids().len() == 5 && backlog(&queue).await == 0
+            })
+            .await
+        };
+        tokio::select! {
+            _ = killer_running.recv() => {
+                worker.abort();
+                crashes += 1;
+                assert!(crashes <= 4, "the killer ran {crashes} times");
+            }
+            () = done => {
+                worker.shutdown().await.unwrap();
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        crashes, 4,
+        "a first call, then one recorded call per attempt"
+    );
+    assert_eq!(calls.lock().unwrap()["poison-1"], 4);
+    assert_eq!(log.first_completions()["poison"], vec![0, 2]);
+    assert_eq!(log.first_completions()["other"], vec![0, 1, 2]);
+    let dead = queue.dead_letters(EVENT, DEFAULT_GROUP, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(entry_of(&dead[0].event).id, "poison-1");
+    assert_eq!(dead[0].attempts, 3);
+    assert!(dead[0].error.contains("stopped"), "{}", dead[0].error);
+}

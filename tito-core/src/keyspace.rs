@@ -160,11 +160,12 @@ pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)>
 /// | `member` | `str(worker_id)` | worker membership |
 /// | `checkpoint` | `u64(partition)` | partition checkpoint |
 /// | `done` | `u64(handled_at) str(event_id)` | a handled event kept for retention |
+/// | `call` | `u64(partition)` | the handler call running on a partition taken over uncleanly |
 pub mod queue {
     use super::*;
 
     /// Sections of a consumer group, each one contiguous range.
-    pub const GROUP_SECTIONS: [&str; 9] = [
+    pub const GROUP_SECTIONS: [&str; 10] = [
         "pending",
         "ready",
         "retry",
@@ -174,6 +175,7 @@ pub mod queue {
         "checkpoint",
         "done",
         "corrupt",
+        "call",
     ];
 
     /// Completes a key of the event at `position` with id `event_id`: the order of events.
@@ -395,6 +397,12 @@ pub mod queue {
         let mut key = group_prefix(event_type, group, "member");
         codec::put_str(&mut key, worker_id, Direction::Asc);
         key
+    }
+
+    /// The key recording the handler call in progress on a partition taken over from a worker
+    /// that did not release it.
+    pub fn call_key(event_type: &str, group: &str, partition: u32) -> Vec<u8> {
+        partition_prefix(event_type, group, "call", partition)
     }
 
     /// The key of a partition's checkpoint.

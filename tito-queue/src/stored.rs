@@ -1,5 +1,5 @@
 //! The values the queue stores next to pending events: leases, memberships, checkpoints, retry
-//! entries and dead letters.
+//! entries, dead letters and call records.
 //!
 //! Leases and memberships are small, fixed-shape and written on every acknowledgement or
 //! heartbeat, so they use a compact binary layout; the others hold an event and stay JSON
@@ -224,6 +224,29 @@ impl DeadLetter {
     }
 
     /// Decodes the dead letter stored at `key`.
+    pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, TitoError> {
+        decode_json(key, bytes)
+    }
+}
+
+/// A handler call started on a partition taken over from a worker that did not release it
+/// (it may have died inside a handler). The acknowledgement removes it; found again, the call
+/// never finished, and it counts as an attempt of its event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The event being handled.
+    pub event_id: String,
+    /// Calls of the event started this way and never finished, this one included.
+    pub calls: u32,
+}
+
+impl CallRecord {
+    /// The stored bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, TitoError> {
+        encode_json(self)
+    }
+
+    /// Decodes the call record stored at `key`.
     pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, TitoError> {
         decode_json(key, bytes)
     }

@@ -156,7 +156,7 @@ async fn change_leases<B: Backend>(
         let outcome = apply(rt, &tx, plan, active, now, ttl).await;
         match tx.finish(outcome).await {
             Ok(changes) => {
-                let acquired: Vec<u32> = changes.acquired.iter().map(|(p, _)| *p).collect();
+                let acquired: Vec<u32> = changes.acquired.iter().map(|(p, ..)| *p).collect();
                 record(rt, changes, now.saturating_add(ttl));
                 if let Err(e) = load_parked(rt, &acquired).await {
                     debug!(error = %e, "reading retry areas failed; partitions will read their own");
@@ -259,7 +259,8 @@ fn read_lease(key: &[u8], bytes: &[u8], now: u64) -> PartitionLease {
 #[derive(Debug, Default)]
 struct Changes {
     renewed: Vec<(u32, u64)>,
-    acquired: Vec<(u32, u64)>,
+    /// Partition, token, and whether the previous holder had not released it.
+    acquired: Vec<(u32, u64, bool)>,
     dropped: Vec<(u32, u64)>,
 }
 
@@ -352,7 +353,8 @@ async fn apply<B: Backend>(
                 },
             )
             .await?;
-            changes.acquired.push((p, token));
+            let unreleased = current.is_some_and(|l| !l.owner.is_empty());
+            changes.acquired.push((p, token, unreleased));
         }
     }
     Ok(changes)
@@ -367,9 +369,9 @@ fn record<B: Backend>(rt: &Runtime<B>, changes: Changes, expires_at: u64) {
     for (p, token) in changes.renewed {
         state.renewed(p, token, expires_at);
     }
-    for (p, token) in changes.acquired {
-        debug!(partition = p, token, "queue lease acquired");
-        state.acquired(p, Held { token, expires_at });
+    for (p, token, unreleased) in changes.acquired {
+        debug!(partition = p, token, unreleased, "queue lease acquired");
+        state.acquired(p, Held { token, expires_at }, unreleased);
     }
 }
 

@@ -8,6 +8,13 @@
 //! parks its key; the last allowed failure makes the event a dead letter and lets the key go
 //! on. In strict mode a parked key holds back the whole partition.
 //!
+//! A partition taken over from a holder that did not release it is suspect: that worker may
+//! have died inside a handler (an abort, an out-of-memory kill), which no error reports. Its
+//! next batch runs with no other batch of the worker beside it, and each call is recorded
+//! (`CallRecord`) before it runs; the acknowledgement removes the record. A record found again
+//! names a call that never finished, and counts as an attempt of its event: an event that takes
+//! down every worker that handles it is dead-lettered after its attempts instead of forever.
+//!
 //! The work is acknowledged in one fenced transaction at the end (or, for a transactional
 //! handler, in each handler's own transaction). If an acknowledgement fails, nothing of it
 //! happened: the events are still where they were and will be handled again (at least once),
@@ -29,7 +36,7 @@ use super::runtime::Runtime;
 use super::state::{KeyProgress, Parked};
 use super::sweep::{KeyWork, Work};
 use crate::handler::{Handler, run_guarded};
-use crate::stored::{DeadLetter, RetryEntry};
+use crate::stored::{CallRecord, DeadLetter, PartitionLease, RetryEntry};
 
 /// Why a batch stopped early.
 enum Stop {
@@ -48,7 +55,14 @@ impl From<TitoError> for Stop {
 /// The outcome of one handler call.
 enum Handled {
     Ok,
+    /// The handler failed with this error.
     Failed(String),
+    /// Not called: the event's recorded calls, with `attempts` before them, used up its
+    /// attempts.
+    GaveUp {
+        attempts: u32,
+        error: String,
+    },
 }
 
 /// Removes the partition from the busy set when the task ends, however it ends; a task that
@@ -92,10 +106,12 @@ pub(crate) async fn process<B: Backend>(
         partition,
         keys = work.keys.len()
     );
+    let suspect = rt.state.lock().suspect.contains(&partition);
     let mut run = PartitionRun {
         rt: rt.clone(),
         partition,
         token,
+        suspect,
         parked: Parked::new(),
         batch: AckBatch::default(),
         taken: Vec::new(),
@@ -105,6 +121,18 @@ pub(crate) async fn process<B: Backend>(
         .filter(|key| key.more)
         .map(|key| key.partition_key.clone())
         .collect();
+    // The phase lock before the permit: a batch waiting for exclusivity holds no permit that
+    // the batches it waits for need.
+    let (_alone, _shared) = if suspect {
+        warn!(
+            partition,
+            "queue partition taken over from a worker that did not release it: its batch runs \
+             alone, each handler call recorded first"
+        );
+        (Some(rt.alone.write().await), None)
+    } else {
+        (None, Some(rt.alone.read().await))
+    };
     let outcome = match permits.acquire_owned().await {
         Ok(permit) => run.execute(work, permit).instrument(span).await,
         Err(_) => Ok(()),
@@ -113,6 +141,9 @@ pub(crate) async fn process<B: Backend>(
     let mut state = rt.state.lock();
     match outcome {
         Ok(()) if state.holds(partition, token) => {
+            if suspect {
+                state.suspect.remove(&partition);
+            }
             state.parked.insert(partition, run.parked);
             for (partition_key, after) in &run.taken {
                 let progress = KeyProgress {
@@ -147,6 +178,8 @@ struct PartitionRun<B: Backend> {
     rt: Arc<Runtime<B>>,
     partition: u32,
     token: u64,
+    /// Taken over uncleanly: every handler call is recorded before it runs.
+    suspect: bool,
     /// Parked keys as they will be once `batch` is acknowledged.
     parked: Parked,
     /// Writes not acknowledged yet.
@@ -168,20 +201,37 @@ impl<B: Backend> PartitionRun<B> {
             }
         }
         drop(permit);
-        if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            match self
-                .rt
-                .acks
-                .submit(&self.rt, self.partition, self.token, batch)
-                .await
-            {
-                Ok(expires_at) => self.renewed(expires_at),
-                Err(AckError::LeaseLost) => return Err(Stop::LeaseLost),
-                Err(AckError::Store(e)) => return Err(Stop::Failed(e)),
-            }
+        self.acknowledge().await
+    }
+
+    /// Acknowledges the batch so far.
+    async fn acknowledge(&mut self) -> Result<(), Stop> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let batch = std::mem::take(&mut self.batch);
+        match self
+            .rt
+            .acks
+            .submit(&self.rt, self.partition, self.token, batch)
+            .await
+        {
+            Ok(expires_at) => {
+                self.renewed(expires_at);
+                Ok(())
+            }
+            Err(AckError::LeaseLost) => Err(Stop::LeaseLost),
+            Err(AckError::Store(e)) => Err(Stop::Failed(e)),
+        }
+    }
+
+    /// In a suspect batch, acknowledges each call's outcome before the next call, so that a
+    /// call record is only ever replaced by the record of a call that has not run yet.
+    async fn settle_call(&mut self) -> Result<(), Stop> {
+        match self.suspect {
+            true => self.acknowledge().await,
+            false => Ok(()),
+        }
     }
 
     /// The parked keys: cached, or read from the retry area.
@@ -223,12 +273,19 @@ impl<B: Backend> PartitionRun<B> {
                         continue;
                     }
                 };
-                if let Handled::Failed(error) = self.handle(&entry.event, &key).await? {
-                    cleared =
-                        !self.failed(entry.event, key, entry.attempts.saturating_add(1), error)?;
-                    if !cleared {
-                        break;
-                    }
+                let (attempts, error) =
+                    match self.handle(&entry.event, &key, entry.attempts).await? {
+                        Handled::Ok => {
+                            self.settle_call().await?;
+                            continue;
+                        }
+                        Handled::Failed(error) => (entry.attempts.saturating_add(1), error),
+                        Handled::GaveUp { attempts, error } => (attempts, error),
+                    };
+                cleared = !self.failed(entry.event, key, attempts, error)?;
+                self.settle_call().await?;
+                if !cleared {
+                    break;
                 }
             }
             if cleared && more {
@@ -271,9 +328,16 @@ impl<B: Backend> PartitionRun<B> {
                     .put(self.retry_key(&entry.event), entry.encode()?);
                 continue;
             }
-            if let Handled::Failed(error) = self.handle(&event, &key).await? {
-                self.failed(event, key, 1, error)?;
+            match self.handle(&event, &key, 0).await? {
+                Handled::Ok => {}
+                Handled::Failed(error) => {
+                    self.failed(event, key, 1, error)?;
+                }
+                Handled::GaveUp { attempts, error } => {
+                    self.failed(event, key, attempts, error)?;
+                }
             }
+            self.settle_call().await?;
         }
         Ok(true)
     }
@@ -370,10 +434,21 @@ impl<B: Backend> PartitionRun<B> {
         Ok(true)
     }
 
-    /// Runs the handler on `event`, stored at `source`. A success is recorded in the batch (or,
-    /// for a transactional handler, acknowledged with the handler's writes right away).
-    async fn handle(&mut self, event: &TitoEvent, source: &[u8]) -> Result<Handled, Stop> {
+    /// Runs the handler on `event`, stored at `source` after `attempts` failed attempts. A
+    /// success is recorded in the batch (or, for a transactional handler, acknowledged with the
+    /// handler's writes right away).
+    async fn handle(
+        &mut self,
+        event: &TitoEvent,
+        source: &[u8],
+        attempts: u32,
+    ) -> Result<Handled, Stop> {
         self.check_lease()?;
+        if self.suspect
+            && let Some(gave_up) = self.record_call(event, attempts).await?
+        {
+            return Ok(gave_up);
+        }
         match &self.rt.handler {
             Handler::Plain(handler) => {
                 let handler = handler.clone();
@@ -427,6 +502,61 @@ impl<B: Backend> PartitionRun<B> {
                 }
             }
         }
+    }
+
+    /// Records the call about to run on `event` in the partition's call record, in a fenced
+    /// transaction, and has the acknowledgement remove it. When the record already names the
+    /// event, its calls never finished; once they and the `attempts` before them use up the
+    /// event's attempts, it is not called again (`Some(GaveUp)`).
+    async fn record_call(
+        &mut self,
+        event: &TitoEvent,
+        attempts: u32,
+    ) -> Result<Option<Handled>, Stop> {
+        let s = &self.rt.settings;
+        let key = keys::call_key(&s.event_type, &s.group, self.partition);
+        let lease_key = keys::lease_key(&s.event_type, &s.group, self.partition);
+        let tx = self.rt.engine.begin().await?;
+        let outcome: Result<Option<Option<Handled>>, TitoError> = async {
+            let found = tx.batch_get(&[key.clone(), lease_key.clone()]).await?;
+            let held = match &found[1] {
+                Some(bytes) => {
+                    PartitionLease::decode(&lease_key, bytes)?.is_held_by(&s.worker_id, self.token)
+                }
+                None => false,
+            };
+            if !held {
+                return Ok(None);
+            }
+            // A corrupt record counts as none: it names no call.
+            let unfinished = (found[0].as_deref())
+                .and_then(|bytes| CallRecord::decode(&key, bytes).ok())
+                .filter(|record| record.event_id == event.id)
+                .map_or(0, |record| record.calls);
+            let used = attempts.saturating_add(unfinished);
+            if used >= s.retry.max_attempts {
+                return Ok(Some(Some(Handled::GaveUp {
+                    attempts: used,
+                    error: format!(
+                        "the worker stopped during {unfinished} calls of the handler and never \
+                         finished them (a crash, an abort or an out-of-memory kill)"
+                    ),
+                })));
+            }
+            let record = CallRecord {
+                event_id: event.id.clone(),
+                calls: unfinished.saturating_add(1),
+            };
+            tx.put(key.clone(), record.encode()?).await?;
+            Ok(Some(None))
+        }
+        .await;
+        let Some(gave_up) = tx.finish(outcome).await? else {
+            return Err(Stop::LeaseLost);
+        };
+        debug!(partition = self.partition, event_id = %event.id, "queue handler call recorded");
+        self.batch.delete(key);
+        Ok(gave_up)
     }
 
     /// Stops the batch unless the lease is still held with this batch's token and has at least

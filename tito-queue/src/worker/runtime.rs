@@ -10,7 +10,7 @@ use std::time::Duration;
 use tito_core::event::PublishedEvents;
 use tito_core::{Backend, TitoEngine, TitoError};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{RwLock, Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tracing::{info, warn};
@@ -31,6 +31,10 @@ pub(crate) struct Runtime<B: Backend> {
     pub state: SharedState,
     pub counters: Arc<Counters>,
     pub acks: Acks,
+    /// Batches of suspect partitions hold it exclusively, all others shared: a handler call that
+    /// may take the worker down runs with no other call beside it, so a call record names the
+    /// call that did.
+    pub alone: RwLock<()>,
 }
 
 async fn signalled(receiver: &mut Option<broadcast::Receiver<()>>) {
@@ -64,6 +68,7 @@ impl<B: Backend> Runtime<B> {
             state: SharedState::default(),
             counters,
             acks: Acks::default(),
+            alone: RwLock::new(()),
         })
     }
 

@@ -45,6 +45,9 @@ pub(crate) struct State {
     pub held: HashMap<u32, Held>,
     /// Partitions with a task running; only the sweep adds to it.
     pub busy: HashSet<u32>,
+    /// Held partitions taken over from a holder that did not release them: it may have died in
+    /// a handler, so their next batch is handled alone, each call recorded before it runs.
+    pub suspect: HashSet<u32>,
     /// Parked keys per held partition; absent means "read the retry area first".
     pub parked: HashMap<u32, Parked>,
     /// Per held partition, what is known of its keys with pending events.
@@ -105,8 +108,11 @@ impl State {
 
     /// Records the acquisition of `partition`: nothing about it is known yet, so its parked
     /// keys and key progress are read again.
-    pub fn acquired(&mut self, partition: u32, held: Held) {
+    pub fn acquired(&mut self, partition: u32, held: Held, unreleased: bool) {
         self.held.insert(partition, held);
+        if unreleased {
+            self.suspect.insert(partition);
+        }
         self.parked.remove(&partition);
         self.keys.remove(&partition);
         // Its events were announced to nobody here: the next sweep reads all marks.
@@ -117,6 +123,7 @@ impl State {
     pub fn forget(&mut self, partition: u32, token: u64) {
         if self.holds(partition, token) {
             self.held.remove(&partition);
+            self.suspect.remove(&partition);
             self.parked.remove(&partition);
             self.keys.remove(&partition);
         }
@@ -277,13 +284,13 @@ mod tests {
         };
         state.learned(3, "k", Some(progress));
         assert_eq!(state.progress(3, "k"), KeyProgress::default(), "not held");
-        state.acquired(3, held);
+        state.acquired(3, held, false);
         state.learned(3, "k", Some(progress));
         assert_eq!(state.progress(3, "k"), progress);
         state.learned(3, "k", None);
         assert_eq!(state.progress(3, "k"), KeyProgress::default());
         state.learned(3, "k", Some(progress));
-        state.acquired(3, Held { token: 2, ..held });
+        state.acquired(3, Held { token: 2, ..held }, false);
         assert_eq!(
             state.progress(3, "k"),
             KeyProgress::default(),
