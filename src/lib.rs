@@ -123,8 +123,8 @@ pub use tito_derive::TitoModel;
 
 /// The model trait and configuration types at the root too, where tito 0.2.0 programs may look.
 pub use tito_core::model::{
-    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
-    TitoIndexField, TitoModelTrait,
+    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoHasManyConfig, TitoIndexBlockType,
+    TitoIndexConfig, TitoIndexField, TitoModelTrait,
 };
 pub use tito_queue::PartitionConfig;
 
@@ -149,8 +149,8 @@ pub mod types {
     pub use tito_core::event::{PARTITIONS, partition_of};
     pub use tito_core::model::{
         IndexComponent, IndexedValues, TitoEmbeddedRelationshipConfig, TitoEventConfig,
-        TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoIndexGenerator, TitoIndexValue,
-        TitoModelTrait,
+        TitoHasManyConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoIndexGenerator,
+        TitoIndexValue, TitoModelTrait,
     };
     pub use tito_core::{TitoEngine, TitoEvent, TitoOperation, TitoOptions, TitoTransaction};
     pub use tito_queue::PartitionConfig;
@@ -187,6 +187,7 @@ pub mod __private {
     pub use tito_core::query::{End, Field, QueryArg, Relation, TypedQuery};
     pub use tito_core::{
         Backend, IndexComponent, IndexedValues, TitoEmbeddedRelationshipConfig, TitoError,
-        TitoEventConfig, TitoIndexConfig, TitoIndexField, TitoModel, TitoModelTrait,
+        TitoEventConfig, TitoHasManyConfig, TitoIndexConfig, TitoIndexField, TitoModel,
+        TitoModelTrait,
     };
 }

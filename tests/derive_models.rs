@@ -1106,3 +1106,139 @@ async fn a_version_field_refuses_writes_of_a_stale_read() {
     assert_eq!(read.version, 0);
     assert_eq!(run("update", read).await.unwrap().version, 1);
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "writers")]
+struct Writer {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    guild: String,
+    #[serde(default)]
+    #[tito(has_many(model = Article, index = "by_writer_day"))]
+    articles: Vec<Article>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "articles")]
+struct Article {
+    #[tito(id)]
+    id: String,
+    #[tito(index(name = "by_writer_day", position = 0))]
+    writer_id: String,
+    #[tito(index(name = "by_writer_day", position = 1))]
+    day: u32,
+}
+
+/// The same model by hand, naming an index the article model lacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct BrokenWriter {
+    id: String,
+    #[serde(default)]
+    articles: Vec<Article>,
+}
+
+impl TitoModelTrait for BrokenWriter {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "writers".into()
+    }
+    fn get_has_many(&self) -> Vec<tito::types::TitoHasManyConfig> {
+        vec![tito::types::TitoHasManyConfig::through::<Article>(
+            "by_author",
+            "articles",
+        )]
+    }
+}
+
+#[tokio::test]
+async fn has_many_hydrates_the_records_pointing_here_in_one_scan_per_page() {
+    let backend = tito::backend::Counting::new(support::backend().await);
+    let db = TitoEngine::new(backend).await.unwrap();
+    let writer = |id: &str| Writer {
+        id: id.into(),
+        guild: "g".into(),
+        articles: Vec::new(),
+    };
+    let article = |id: &str, writer_id: &str, day| Article {
+        id: id.into(),
+        writer_id: writer_id.into(),
+        day,
+    };
+    let articles = vec![
+        article("a3", "w1", 3),
+        article("a1", "w1", 1),
+        article("b1", "w2", 5),
+        article("a2", "w1", 2),
+        article("x", "nobody", 1),
+    ];
+    // What a writer is saved with in `articles` is not stored.
+    let mut carrying = writer("w3");
+    carrying.articles = vec![article("ghost", "w3", 9)];
+    let writers_model = db.clone().model::<Writer>();
+    let articles_model = db.clone().model::<Article>();
+    db.transaction(|tx| {
+        let (writers_model, articles_model, articles, carrying) = (
+            writers_model.clone(),
+            articles_model.clone(),
+            articles.clone(),
+            carrying.clone(),
+        );
+        async move {
+            writers_model
+                .build_many(vec![writer("w1"), writer("w2"), carrying], &tx)
+                .await?;
+            articles_model.build_many(articles, &tx).await
+        }
+    })
+    .await
+    .unwrap();
+
+    let days = |w: &Writer| w.articles.iter().map(|a| a.day).collect::<Vec<_>>();
+    db.backend().take();
+    let page = Writer::by_guild(&writers_model)
+        .value("g")
+        .relationship(Writer::ARTICLES)
+        .execute()
+        .await
+        .unwrap();
+    let calls = db.backend().take();
+    let by_writer: Vec<(&str, Vec<u32>)> = (page.items.iter())
+        .map(|w| (w.id.as_str(), days(w)))
+        .collect();
+    assert_eq!(
+        by_writer,
+        vec![("w1", vec![1, 2, 3]), ("w2", vec![5]), ("w3", vec![])]
+    );
+    // The page's index scan and the articles' entries for every writer at once; a batched
+    // read of the writers and one of their articles.
+    assert_eq!(
+        (calls.scan, calls.batch_get, calls.get),
+        (2, 2, 0),
+        "{calls:?}"
+    );
+
+    let one = writers_model
+        .find_by_id("w1", vec![Writer::ARTICLES.into()])
+        .await
+        .unwrap();
+    assert_eq!(days(&one), vec![1, 2, 3]);
+    assert!(
+        writers_model
+            .find_by_id("w1", vec![])
+            .await
+            .unwrap()
+            .articles
+            .is_empty()
+    );
+
+    let broken = db.clone().model::<BrokenWriter>();
+    match broken.find_by_id("w1", vec!["articles".into()]).await {
+        Err(TitoError::InvalidQuery(message)) => {
+            assert!(message.contains("has no index `by_author`"), "{message}")
+        }
+        other => panic!("expected an invalid query, got {other:?}"),
+    }
+}

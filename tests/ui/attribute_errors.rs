@@ -55,4 +55,13 @@ struct TwoVersions {
     b: u64,
 }
 
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "owners")]
+struct HasManyWithoutIndex {
+    #[tito(id)]
+    id: String,
+    #[tito(has_many(model = MissingId))]
+    missing: Vec<MissingId>,
+}
+
 fn main() {}

@@ -29,8 +29,8 @@ pub use error::{Result, TitoError};
 pub use event::{TitoEvent, TitoOperation, TitoOptions};
 pub use model::{
     IndexComponent, IndexedValues, TitoEmbeddedRelationshipConfig, TitoEventConfig,
-    TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoIndexGenerator, TitoIndexValue,
-    TitoModelTrait,
+    TitoHasManyConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoIndexGenerator,
+    TitoIndexValue, TitoModelTrait,
 };
 pub use ops::TitoModel;
 pub use query::{IndexQuery, QueryValue, TitoPage};

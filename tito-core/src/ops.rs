@@ -13,7 +13,7 @@ use crate::engine::TitoEngine;
 use crate::error::{Result, TitoError};
 use crate::event::{self, TitoOptions};
 use crate::keyspace;
-use crate::model::schema::Schema;
+use crate::model::schema::{Relationship, Schema};
 use crate::model::{TitoModelTrait, json_path, record, storable};
 use crate::plan::{self, KeyPlan};
 use crate::query::IndexQuery;
@@ -89,13 +89,16 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             TitoError::Serialize(format!("`{}` record `{id}`: {e}", self.schema.table))
         })?;
         let typed = record.typed_index_entries();
-        let json = if typed.is_some() && !need_json && self.schema.relationships.is_empty() {
+        let hydrated_fields = (self.schema.relationships.iter())
+            .map(|r| r.destination_field_name.as_str())
+            .chain(self.schema.has_many.iter().map(|h| h.destination.as_str()));
+        let json = if typed.is_some() && !need_json && hydrated_fields.clone().next().is_none() {
             None
         } else {
             let mut json =
                 serde_json::to_value(record).map_err(|e| TitoError::Serialize(e.to_string()))?;
-            for relation in &self.schema.relationships {
-                json_path::clear(&mut json, &relation.destination_field_name);
+            for destination in hydrated_fields {
+                json_path::clear(&mut json, destination);
             }
             Some(json)
         };
@@ -564,7 +567,15 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 relations.push(relation);
             }
         }
-        if let Some(records) = relation::hydrate_top_level(tx, &relations, &rows).await? {
+        let embedded: Vec<_> = (relations.iter())
+            .filter_map(|r| match r {
+                Relationship::Embedded(config) => Some(*config),
+                Relationship::HasMany(_) => None,
+            })
+            .collect();
+        if embedded.len() == relations.len()
+            && let Some(records) = relation::hydrate_top_level(tx, &embedded, &rows).await?
+        {
             return Ok(records);
         }
         let mut values = rows
@@ -573,7 +584,14 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             .collect::<Result<Vec<_>>>()?;
         let mut hydrated = relation::Hydrated::default();
         for relation in relations {
-            relation::hydrate(tx, relation, &mut values, &mut hydrated).await?;
+            match relation {
+                Relationship::Embedded(config) => {
+                    relation::hydrate(tx, config, &mut values, &mut hydrated).await?
+                }
+                Relationship::HasMany(def) => {
+                    relation::hydrate_has_many(tx, def, &rows, &mut values, &mut hydrated).await?
+                }
+            }
         }
         rows.iter()
             .zip(values)

@@ -23,12 +23,14 @@ use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visi
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, KeyRange};
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::TitoEmbeddedRelationshipConfig;
 use crate::model::json_path::{for_each_parent, split_parent, values_at};
 use crate::model::record;
+use crate::model::schema::HasManyDef;
+use crate::query::{MAX_PAGE_LEN, QueryValue, entry_id};
 use crate::txn::TitoTransaction;
 
 /// The most bytes of referenced records one page (or one read by id) may hydrate.
@@ -143,6 +145,49 @@ pub(crate) async fn hydrate<B: Backend>(
         });
         if let Some(e) = failed.take() {
             return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Fills `has_many`'s destination field in every record of `records`, stored as `rows`, with
+/// the records whose index entries start with its id, in index order and at most
+/// [`MAX_PAGE_LEN`] each: one scan of every record's entries at once and one batched read.
+pub(crate) async fn hydrate_has_many<B: Backend>(
+    tx: &TitoTransaction<B>,
+    has_many: &HasManyDef,
+    rows: &[(Vec<u8>, Vec<u8>)],
+    records: &mut [Value],
+    hydrated: &mut Hydrated,
+) -> Result<()> {
+    let index = &has_many.index;
+    let mut ranges = Vec::with_capacity(rows.len());
+    for (key, _) in rows {
+        let (_, id) = keyspace::parse_record_key(key)
+            .ok_or_else(|| record::decode_error(key, "not a record key".into()))?;
+        let mut start = index.prefix.clone();
+        QueryValue::Text(id).encode(&mut start, &index.fields[0], &index.name)?;
+        ranges.push(KeyRange::prefix(&start));
+    }
+    let entries = tx.scan_many(&ranges, MAX_PAGE_LEN).await?;
+    let ids = (entries.iter().flatten())
+        .map(|(key, value)| entry_id(index, key, value))
+        .collect::<Result<Vec<_>>>()?;
+    let found: HashMap<String, (Value, usize)> = fetch(tx, &has_many.table, ids)
+        .await?
+        .into_iter()
+        .map(|(id, (key, bytes))| Ok((id, (record::decode_value(&key, &bytes)?, bytes.len()))))
+        .collect::<Result<_>>()?;
+    for (record, entries) in records.iter_mut().zip(entries) {
+        let mut list = Vec::with_capacity(entries.len());
+        for (key, value) in &entries {
+            if let Some((child, len)) = found.get(&entry_id(index, key, value)?) {
+                hydrated.add(*len)?;
+                list.push(child.clone());
+            }
+        }
+        if let Value::Object(object) = record {
+            object.insert(has_many.destination.clone(), Value::Array(list));
         }
     }
     Ok(())

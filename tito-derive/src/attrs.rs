@@ -45,6 +45,18 @@ pub struct FieldAttrs {
     /// the field `tags`; repeatable.
     #[darling(multiple)]
     pub relation: Vec<SpannedValue<RelationAttr>>,
+    /// `has_many(model = Post, index = "by_author")`: the field receives the `Post` records
+    /// whose index `by_author` starts with this record's id.
+    pub has_many: Option<SpannedValue<HasManyAttr>>,
+}
+
+/// One `has_many(..)`.
+#[derive(FromMeta)]
+pub struct HasManyAttr {
+    /// The referencing model type.
+    pub model: Path,
+    /// Its index whose first field holds this record's id.
+    pub index: String,
 }
 
 /// One `index(..)` membership.

@@ -18,6 +18,7 @@ pub fn model(model: &Model) -> TokenStream {
         get_indexes(model),
         get_unique_indexes(model),
         get_embedded_relationships(model),
+        get_has_many(model),
         get_events(model),
         partition_key(model),
         version(model),
@@ -142,6 +143,24 @@ fn get_embedded_relationships(model: &Model) -> TokenStream {
             &self,
         ) -> ::std::vec::Vec<::tito::__private::TitoEmbeddedRelationshipConfig> {
             #(#checks)*
+            ::std::vec![#(#configs),*]
+        }
+    }
+}
+
+fn get_has_many(model: &Model) -> TokenStream {
+    if model.has_many.is_empty() {
+        return TokenStream::new();
+    }
+    let configs = model.has_many.iter().map(|has_many| {
+        let (index, destination) = (&has_many.index, &has_many.json_destination);
+        let target = &has_many.model;
+        quote_spanned!(has_many.span=>
+            ::tito::__private::TitoHasManyConfig::through::<#target>(#index, #destination)
+        )
+    });
+    quote! {
+        fn get_has_many(&self) -> ::std::vec::Vec<::tito::__private::TitoHasManyConfig> {
             ::std::vec![#(#configs),*]
         }
     }
@@ -339,9 +358,9 @@ fn get_by_unique(model: &Model, index: &Index) -> TokenStream {
 /// One associated constant per relationship, for typed queries: `Post::TAGS`.
 fn relation_constants(model: &Model) -> TokenStream {
     let vis = &model.vis;
-    let constants = model.relations.iter().map(|relation| {
-        let constant = &relation.constant;
-        let destination = &relation.json_destination;
+    let embedded = (model.relations.iter()).map(|r| (&r.constant, &r.json_destination));
+    let has_many = (model.has_many.iter()).map(|h| (&h.constant, &h.json_destination));
+    let constants = embedded.chain(has_many).map(|(constant, destination)| {
         let doc = format!("The `{destination}` relationship, for typed queries.");
         quote! {
             #[doc = #doc]

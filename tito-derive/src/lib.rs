@@ -32,6 +32,7 @@ use proc_macro::TokenStream;
 /// | `index(path = "author_id", ty = String)` | field | indexes the value at a dotted path inside the field; collections and `Option`s along the path fan out; `ty` is the type found there (quote generic types: `ty = "Option<String>"`) |
 /// | `version` | field | the record's version, a `u64`: updates and upserts fail with `VersionConflict` unless it is the stored one, and store it plus one; `build` stores 1 |
 /// | `relation(model = Tag, into = tags)` | field | the field holds ids of `Tag` records, hydrated into field `tags` on request (never stored) |
+/// | `has_many(model = Post, index = "by_author")` | field | the field receives, on request, the `Post` records whose index `by_author` starts with this record's id, in index order (never stored; at most `MAX_PAGE_LEN` per record) |
 /// | `relation(model = User, path = "author_id", into = author)` | field | the ids are at `path` inside the field; `author` is the field next to them |
 ///
 /// Index fields may be strings, integers of any width, floats, bools and uuids, or an
@@ -47,7 +48,8 @@ use proc_macro::TokenStream;
 /// - for a unique index `x`, `async fn get_by_x(model, values..) -> Result<Option<Self>>`: the
 ///   record holding those values, or `None`.
 /// - `async fn get(model, id) -> Result<Option<Self>>`: the record with that id, or `None`.
-/// - `const Y: Relation<Self>`, for `.relationship(Post::TAGS)` and `find_by_id`.
+/// - `const Y: Relation<Self>`, for `.relationship(Post::TAGS)` and `find_by_id`; the same for
+///   each `has_many` field (`Author::POSTS`).
 ///
 /// Names in the serialized record (relationship and index paths) follow serde's `rename` and
 /// `rename_all`; segments of a `path` are used as written.

@@ -27,6 +27,18 @@ pub struct Model {
     pub version: Option<Version>,
     pub indexes: Vec<Index>,
     pub relations: Vec<Relation>,
+    pub has_many: Vec<HasMany>,
+}
+
+/// A `has_many` field.
+pub struct HasMany {
+    pub model: Path,
+    pub index: String,
+    /// The field's name in the serialized record.
+    pub json_destination: String,
+    /// The generated associated constant (`POSTS`).
+    pub constant: Ident,
+    pub span: Span,
 }
 
 /// The `#[tito(version)]` field.
@@ -88,6 +100,7 @@ impl Model {
         let mut version: Option<Version> = None;
         let mut members: BTreeMap<String, Vec<Member>> = BTreeMap::new();
         let mut relations = Vec::new();
+        let mut has_many = Vec::new();
         for (order, field) in fields.iter().enumerate() {
             let Some(ident) = field.ident.clone() else {
                 continue;
@@ -134,6 +147,15 @@ impl Model {
                         .or_default()
                         .push(member);
                 }
+            }
+            if let Some(attr) = &field.has_many {
+                has_many.push(HasMany {
+                    model: attr.model.clone(),
+                    index: attr.index.clone(),
+                    json_destination: json_names[&ident.to_string()].clone(),
+                    constant: Ident::new(&ident.to_string().to_uppercase(), ident.span()),
+                    span: attr.span(),
+                });
             }
             for relation in &field.relation {
                 if let Some(relation) =
@@ -186,6 +208,7 @@ impl Model {
             version,
             indexes,
             relations,
+            has_many,
         })
     }
 }

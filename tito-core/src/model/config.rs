@@ -87,6 +87,24 @@ pub struct TitoEmbeddedRelationshipConfig {
     pub model: String,
 }
 
+/// A reverse relationship: the records of table `model` whose index `index` starts with this
+/// record's id (an author's posts, through the posts' `by_author` index), hydrated in index
+/// order into `destination_field_name` when the relationship is requested. Build it with
+/// [`TitoHasManyConfig::through`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TitoHasManyConfig {
+    /// Field receiving the records (`posts`); never stored.
+    pub destination_field_name: String,
+    /// Table name of the referencing model.
+    pub model: String,
+    /// That model's index whose first field holds this record's id.
+    pub index: String,
+    /// Whether that index is unique.
+    pub unique: bool,
+    /// The index's first field; `None` when the model has no index `index`.
+    pub key_field: Option<TitoIndexField>,
+}
+
 /// An event type a model publishes when written with events enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TitoEventConfig {

@@ -10,8 +10,8 @@ pub mod storable;
 
 pub use component::{IndexComponent, IndexedValues};
 pub use config::{
-    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
-    TitoIndexField, TitoIndexGenerator, TitoIndexValue,
+    TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoHasManyConfig, TitoIndexBlockType,
+    TitoIndexConfig, TitoIndexField, TitoIndexGenerator, TitoIndexValue,
 };
 
 use serde::Serialize;
@@ -46,6 +46,12 @@ pub trait TitoModelTrait:
 
     /// Relationships that queries and `find_by_id` can hydrate.
     fn get_embedded_relationships(&self) -> Vec<TitoEmbeddedRelationshipConfig> {
+        Vec::new()
+    }
+
+    /// Reverse relationships: records of other models that point at this one through an
+    /// index, which queries and `find_by_id` can hydrate like the embedded ones.
+    fn get_has_many(&self) -> Vec<TitoHasManyConfig> {
         Vec::new()
     }
 
@@ -89,5 +95,21 @@ pub trait TitoModelTrait:
     #[doc(hidden)]
     fn typed_index_entries(&self) -> Option<Result<Vec<IndexedValues>, TitoError>> {
         None
+    }
+}
+
+impl TitoHasManyConfig {
+    /// The records of model `C` whose index `index` starts with the id of the record holding
+    /// them, hydrated into `destination` (its name in the serialized record).
+    pub fn through<C: TitoModelTrait>(index: &str, destination: &str) -> TitoHasManyConfig {
+        let model = C::default();
+        let config = model.get_indexes().into_iter().find(|i| i.name == index);
+        TitoHasManyConfig {
+            destination_field_name: destination.to_string(),
+            model: model.get_table_name(),
+            index: index.to_string(),
+            unique: model.get_unique_indexes().iter().any(|u| u == index),
+            key_field: config.and_then(|config| config.fields.into_iter().next()),
+        }
     }
 }

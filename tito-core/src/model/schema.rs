@@ -4,10 +4,12 @@ use std::collections::HashSet;
 
 use crate::error::{Result, TitoError};
 use crate::keyspace;
-use crate::model::{TitoEmbeddedRelationshipConfig, TitoIndexField, TitoModelTrait};
+use crate::model::{
+    TitoEmbeddedRelationshipConfig, TitoHasManyConfig, TitoIndexField, TitoModelTrait,
+};
 
 /// One index as queries see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IndexDef {
     pub name: String,
     pub fields: Vec<TitoIndexField>,
@@ -16,12 +18,32 @@ pub(crate) struct IndexDef {
     pub prefix: Vec<u8>,
 }
 
+/// A reverse relationship as hydration reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HasManyDef {
+    pub destination: String,
+    /// The referencing model's table.
+    pub table: String,
+    /// Its index, with the one field that holds the referenced record's id.
+    pub index: IndexDef,
+}
+
+/// A relationship a read can ask for by its destination field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Relationship<'a> {
+    /// Ids in the record name the records to embed.
+    Embedded(&'a TitoEmbeddedRelationshipConfig),
+    /// Records of another model point at this one through an index.
+    HasMany(&'a HasManyDef),
+}
+
 /// The static shape of a model.
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub table: String,
     pub indexes: Vec<IndexDef>,
     pub relationships: Vec<TitoEmbeddedRelationshipConfig>,
+    pub has_many: Vec<HasManyDef>,
     /// The serialized name of the version field, for optimistic checks.
     pub version_field: Option<String>,
     /// A configuration mistake found when the schema was read; every operation reports it.
@@ -70,10 +92,30 @@ impl Schema {
                 ));
             }
         }
+        let has_many = model
+            .get_has_many()
+            .into_iter()
+            .filter_map(|config| {
+                let def = has_many_def(config);
+                if let Err(reason) = &def {
+                    problem = Some(reason.clone());
+                }
+                def.ok()
+            })
+            .collect::<Vec<_>>();
+        let mut destinations = HashSet::new();
+        let all = (relationships.iter().map(|r| &r.destination_field_name))
+            .chain(has_many.iter().map(|h| &h.destination));
+        for destination in all {
+            if !destinations.insert(destination) {
+                problem = Some(format!("two relationships fill `{destination}`"));
+            }
+        }
         Schema {
             table,
             indexes,
             relationships,
+            has_many,
             version_field: model.version_field(),
             problem,
         }
@@ -101,21 +143,45 @@ impl Schema {
         })
     }
 
-    pub fn relationship(&self, destination: &str) -> Result<&TitoEmbeddedRelationshipConfig> {
-        self.relationships
-            .iter()
+    pub fn relationship(&self, destination: &str) -> Result<Relationship<'_>> {
+        let embedded = (self.relationships.iter())
             .find(|r| r.destination_field_name == destination)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self
-                    .relationships
-                    .iter()
-                    .map(|r| r.destination_field_name.as_str())
-                    .collect();
-                TitoError::InvalidQuery(format!(
-                    "model `{}` has no relationship `{destination}` (relationships: {})",
-                    self.table,
-                    known.join(", ")
-                ))
-            })
+            .map(Relationship::Embedded);
+        let has_many = || {
+            (self.has_many.iter())
+                .find(|h| h.destination == destination)
+                .map(Relationship::HasMany)
+        };
+        embedded.or_else(has_many).ok_or_else(|| {
+            let known: Vec<&str> = (self.relationships.iter())
+                .map(|r| r.destination_field_name.as_str())
+                .chain(self.has_many.iter().map(|h| h.destination.as_str()))
+                .collect();
+            TitoError::InvalidQuery(format!(
+                "model `{}` has no relationship `{destination}` (relationships: {})",
+                self.table,
+                known.join(", ")
+            ))
+        })
     }
+}
+
+/// Checks a reverse relationship's configuration.
+fn has_many_def(config: TitoHasManyConfig) -> std::result::Result<HasManyDef, String> {
+    let Some(key_field) = config.key_field else {
+        return Err(format!(
+            "relationship `{}`: model `{}` has no index `{}`",
+            config.destination_field_name, config.model, config.index
+        ));
+    };
+    Ok(HasManyDef {
+        index: IndexDef {
+            prefix: keyspace::index_prefix(&config.model, &config.index, config.unique),
+            name: config.index,
+            fields: vec![key_field],
+            unique: config.unique,
+        },
+        destination: config.destination_field_name,
+        table: config.model,
+    })
 }

@@ -439,7 +439,7 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
 }
 
 /// The record id an index entry points to.
-fn entry_id(index: &IndexDef, key: &[u8], value: &[u8]) -> Result<String> {
+pub(crate) fn entry_id(index: &IndexDef, key: &[u8], value: &[u8]) -> Result<String> {
     let id = if index.unique {
         String::from_utf8(value.to_vec()).ok()
     } else {
