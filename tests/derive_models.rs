@@ -1242,3 +1242,80 @@ async fn has_many_hydrates_the_records_pointing_here_in_one_scan_per_page() {
         other => panic!("expected an invalid query, got {other:?}"),
     }
 }
+
+/// A first version of a model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "members")]
+struct MemberV1 {
+    #[tito(id)]
+    id: String,
+    #[tito(unique)]
+    mail: String,
+    #[tito(index)]
+    display_name: String,
+}
+
+/// The same table after renaming the Rust fields, keeping their serialized names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[serde(rename_all = "camelCase")]
+#[tito(table = "members")]
+struct MemberV2 {
+    #[tito(id)]
+    id: String,
+    #[serde(rename = "mail")]
+    #[tito(unique)]
+    email_address: String,
+    #[serde(rename = "display_name")]
+    #[tito(index)]
+    shown_as: String,
+    #[serde(default)]
+    #[tito(index)]
+    home_town: String,
+}
+
+#[tokio::test]
+async fn index_names_follow_serialized_names_so_a_rust_rename_keeps_them() {
+    let names = |indexes: Vec<tito::types::TitoIndexConfig>| {
+        let mut names: Vec<String> = indexes.into_iter().map(|i| i.name).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(MemberV2::default().get_indexes()),
+        vec!["display_name", "homeTown", "mail"]
+    );
+    assert_eq!(MemberV2::default().get_unique_indexes(), vec!["mail"]);
+
+    let db = support::engine().await;
+    let v1 = MemberV1 {
+        id: "m".into(),
+        mail: "m@x.io".into(),
+        display_name: "Em".into(),
+    };
+    write(&db, vec![v1], vec![], vec![]).await;
+    let members: TitoModel<MemberV2, AnyBackend> = db.clone().model();
+    // The entries the first version wrote answer the renamed fields' generated methods, whose
+    // names are the serialized names in snake case.
+    let found = MemberV2::get_by_mail(&members, "m@x.io")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.email_address.as_str(), found.shown_as.as_str()),
+        ("m@x.io", "Em")
+    );
+    let by_name = MemberV2::by_display_name(&members)
+        .value("Em")
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(by_name.len(), 1);
+    assert_eq!(
+        MemberV2::by_home_town(&members)
+            .value("")
+            .count()
+            .await
+            .unwrap(),
+        0
+    );
+}

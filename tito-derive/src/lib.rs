@@ -23,7 +23,7 @@ use proc_macro::TokenStream;
 /// | `events("user", "audit")` | struct | event types published by writes with events |
 /// | `partition_key = field` | struct | the field choosing the events' queue partition (default: the id) |
 /// | `id` | field | the primary key (exactly one field; any `Display` type) |
-/// | `index` | field | an index on this field alone, named after the field |
+/// | `index` | field | an index on this field alone, named after the field's serialized name |
 /// | `unique` | field | the field's own index (as `index`) holds one record per value |
 /// | `index(name = "by_x")` | field | the field's index under another name |
 /// | `index(name = "by_x", position = 1)` | field | this field is field 1 (from 0) of composite index `by_x`; give every member a position, or none to use field order |
@@ -41,18 +41,19 @@ use proc_macro::TokenStream;
 /// byte-for-byte those of the equivalent hand-written model.
 ///
 /// Generated items, for each index named `x`, and each relationship into field `y`:
-/// - `fn by_x(model: &TitoModel<Self, B>) -> TypedQuery<..>` (`by_` is not doubled): a query
-///   whose `.value(..)` calls take the index fields' types in order (`Option`/`Vec`/set fields
-///   take their element type), then at most one range (`gt`, `gte`, `lt`, `lte`, `between`,
-///   and `starts_with` on string fields).
+/// - `fn by_x(model: &TitoModel<Self, B>) -> TypedQuery<..>` (`x` in snake case, `by_` not
+///   doubled): a query whose `.value(..)` calls take the index fields' types in order
+///   (`Option`/`Vec`/set fields take their element type), then at most one range (`gt`, `gte`,
+///   `lt`, `lte`, `between`, and `starts_with` on string fields).
 /// - for a unique index `x`, `async fn get_by_x(model, values..) -> Result<Option<Self>>`: the
 ///   record holding those values, or `None`.
 /// - `async fn get(model, id) -> Result<Option<Self>>`: the record with that id, or `None`.
 /// - `const Y: Relation<Self>`, for `.relationship(Post::TAGS)` and `find_by_id`; the same for
 ///   each `has_many` field (`Author::POSTS`).
 ///
-/// Names in the serialized record (relationship and index paths) follow serde's `rename` and
-/// `rename_all`; segments of a `path` are used as written.
+/// Names in the serialized record (relationship and index paths, and the default index names)
+/// follow serde's `rename` and `rename_all`, so renaming a Rust field behind a `#[serde(rename)]`
+/// keeps its stored index; segments of a `path` are used as written.
 #[proc_macro_derive(TitoModel, attributes(tito))]
 pub fn derive_tito_model(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -143,7 +143,7 @@ impl Model {
                 if let Some(member) = errors.handle(member(&ident, field, attr, order, &json_names))
                 {
                     members
-                        .entry(member_name(&ident, &member))
+                        .entry(member_name(&member))
                         .or_default()
                         .push(member);
                 }
@@ -234,13 +234,12 @@ fn memberships(field: &FieldAttrs) -> Vec<SpannedValue<IndexAttr>> {
     out
 }
 
-fn member_name(field: &Ident, member: &Member) -> String {
+/// The index a membership belongs to: its `name`, or the field's serialized name (and path),
+/// so that renaming the Rust field behind a `#[serde(rename)]` keeps the stored index.
+fn member_name(member: &Member) -> String {
     match &member.attr.name {
         Some(name) => name.as_ref().clone(),
-        None => std::iter::once(field.to_string())
-            .chain(member.field.path.iter().map(Ident::to_string))
-            .collect::<Vec<_>>()
-            .join("_"),
+        None => member.field.json_path.replace('.', "_"),
     }
 }
 
@@ -358,18 +357,24 @@ fn index_of(name: String, mut members: Vec<Member>) -> darling::Result<Index> {
     })
 }
 
-/// `by_<name>`, with characters that cannot be in an identifier replaced by `_`.
+/// `by_<name>` in snake case (`displayName` gives `by_display_name`), with characters that
+/// cannot be in an identifier replaced by `_`.
 fn method_name(index: &str, span: Span) -> Ident {
-    let clean: String = index
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
+    let mut clean = String::with_capacity(index.len() + 4);
+    let mut previous: Option<char> = None;
+    for c in index.chars() {
+        if c.is_ascii_uppercase() {
+            if previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit()) {
+                clean.push('_');
             }
-        })
-        .collect();
+            clean.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            clean.push(c);
+        } else {
+            clean.push('_');
+        }
+        previous = Some(c);
+    }
     let name = if clean.starts_with("by_") {
         clean
     } else {
