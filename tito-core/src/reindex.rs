@@ -2,8 +2,9 @@
 //! written, and verify or repair that every index entry matches its record.
 //!
 //! Reindexing runs online, a batch of records per transaction, so writers keep going: each batch
-//! re-reads its records inside the transaction and rewrites a record whose entries change, so a
-//! concurrent update of the same record conflicts (on every backend) instead of racing.
+//! re-reads its records inside the transaction and writes a record whose entries change back
+//! (its stored bytes, unchanged), so a concurrent update of the same record conflicts (on every
+//! backend) instead of racing.
 
 use std::collections::HashSet;
 
@@ -110,7 +111,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         let manifests = self.manifests(&records, tx).await?;
         let planned: Vec<Vec<u8>> = records
             .iter()
-            .flat_map(|(_, prepared)| prepared.plan.keys())
+            .flat_map(|(_, _, prepared)| prepared.plan.keys())
             .collect();
         let stored: HashSet<&[u8]> = planned
             .iter()
@@ -118,7 +119,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             .filter(|(_, value)| value.is_some())
             .map(|(key, _)| key.as_slice())
             .collect();
-        for ((key, prepared), listed) in records.iter().zip(manifests) {
+        for ((key, stored_bytes, prepared), listed) in records.iter().zip(manifests) {
             let new_keys = prepared.plan.keys();
             let old: HashSet<&[u8]> = listed.iter().map(Vec::as_slice).collect();
             let new: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
@@ -148,23 +149,27 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
             tx.put(manifest_key, plan::encode_manifest(&new_keys))
                 .await?;
-            // Rewriting the record makes a concurrent update of it a write-write conflict.
-            tx.put(key.clone(), prepared.bytes.clone()).await?;
+            // Writing the record makes a concurrent update of it a write-write conflict. The
+            // stored bytes go back as they were: re-serializing them through the running model
+            // would drop what it does not know (fields of a newer model, number spellings).
+            tx.put(key.clone(), stored_bytes.clone()).await?;
         }
         Ok((added, removed))
     }
 
-    /// The records still stored at `keys`, decoded and planned against the current model.
+    /// The records still stored at `keys`: key, stored bytes, and the record planned against
+    /// the current model.
     async fn decode_present(
         &self,
         keys: &[Vec<u8>],
         tx: &TitoTransaction<B>,
-    ) -> Result<Vec<(Vec<u8>, Prepared)>> {
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>, Prepared)>> {
         let mut records = Vec::with_capacity(keys.len());
         for (key, stored) in keys.iter().zip(tx.batch_get(keys).await?) {
             if let Some(stored) = stored {
                 let record: T = record::decode(key, &stored)?;
-                records.push((key.clone(), self.prepare(&record, false)?));
+                let prepared = self.prepare(&record, false)?;
+                records.push((key.clone(), stored, prepared));
             }
         }
         Ok(records)
@@ -173,12 +178,12 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     /// The index keys each record's manifest lists, in one batched read.
     async fn manifests(
         &self,
-        records: &[(Vec<u8>, Prepared)],
+        records: &[(Vec<u8>, Vec<u8>, Prepared)],
         tx: &TitoTransaction<B>,
     ) -> Result<Vec<Vec<Vec<u8>>>> {
         let keys: Vec<Vec<u8>> = records
             .iter()
-            .map(|(_, prepared)| keyspace::manifest_key(&self.schema.table, &prepared.id))
+            .map(|(_, _, prepared)| keyspace::manifest_key(&self.schema.table, &prepared.id))
             .collect();
         let found = tx.batch_get(&keys).await?;
         keys.iter()
@@ -210,7 +215,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             let keys: Vec<Vec<u8>> = rows.into_iter().map(|(key, _)| key).collect();
             let records = self.decode_present(&keys, tx).await?;
             let mut expected = Vec::new();
-            for ((_, prepared), listed) in records.iter().zip(self.manifests(&records, tx).await?) {
+            for ((_, _, prepared), listed) in
+                records.iter().zip(self.manifests(&records, tx).await?)
+            {
                 report.records += 1;
                 let keys = prepared.plan.keys();
                 let listed: HashSet<&Vec<u8>> = listed.iter().collect();
