@@ -1310,12 +1310,12 @@ async fn index_names_follow_serialized_names_so_a_rust_rename_keeps_them() {
         .await
         .unwrap();
     assert_eq!(by_name.len(), 1);
-    assert_eq!(
-        MemberV2::by_home_town(&members)
-            .value("")
-            .count()
-            .await
-            .unwrap(),
-        0
-    );
+    // The index of the new field lacks the first version's rows until a reindex builds them.
+    let home_town = MemberV2::by_home_town(&members).value("");
+    assert!(matches!(
+        home_town.count().await,
+        Err(TitoError::IndexNotReady { .. })
+    ));
+    members.reindex(100, |_| {}).await.unwrap();
+    assert_eq!(home_town.count().await.unwrap(), 1);
 }

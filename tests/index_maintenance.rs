@@ -99,11 +99,17 @@ async fn reindex_builds_an_index_added_after_the_rows_were_written() {
     seed_v1(&db, 25, false).await;
     let model = db.clone().model::<GadgetV2>();
 
-    assert_eq!(
-        reds(&db).await,
-        0,
-        "rows written before the index have no entries"
-    );
+    // Rows written before the index have no entries: the index refuses to answer instead of
+    // answering with none of them, and so does a write-then-query through the new model.
+    let not_ready = |err: TitoError| match err {
+        TitoError::IndexNotReady { table, index } => {
+            assert_eq!((table.as_str(), index.as_str()), ("gadget", "by_color"))
+        }
+        other => panic!("expected IndexNotReady, got {other:?}"),
+    };
+    let query = model.query_by_index("by_color").value("red").clone();
+    not_ready(query.execute().await.unwrap_err());
+    not_ready(query.count().await.unwrap_err());
     let before = model.verify().await.unwrap();
     assert_eq!(before.records, 25);
     assert_eq!(before.missing, 50, "two entries per record are missing");
@@ -145,6 +151,21 @@ async fn reindex_refuses_duplicate_values_of_a_new_unique_index() {
         matches!(&err, TitoError::UniqueViolation { index, .. } if index == "by_serial"),
         "{err:?}"
     );
+    // A unique index two rows violate never becomes readable: no query trusts it.
+    let by_serial = model.query_by_index("by_serial").value("same").clone();
+    let err = by_serial.execute().await.unwrap_err();
+    assert!(matches!(err, TitoError::IndexNotReady { .. }), "{err:?}");
+    // Once the rows are fixed, the reindex completes and the index answers.
+    let v1 = db.clone().model::<GadgetV1>();
+    db.transaction(|tx| async move {
+        let mut gadget = v1.find_by_id_tx("g000", vec![], &tx).await?;
+        gadget.serial = "fixed".into();
+        v1.update(gadget, &tx).await
+    })
+    .await
+    .unwrap();
+    model.reindex(100, |_| {}).await.unwrap();
+    assert_eq!(by_serial.execute().await.unwrap().items.len(), 1);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
 use crate::event::{PublishedEvents, QueueHub};
 use crate::keyspace::{self, FORMAT_VERSION};
+use crate::registry::Registry;
 use crate::txn::{RetryPolicy, TitoTransaction};
 
 /// A tito database on backend `B`. Cheap to clone; clones share the backend.
@@ -18,6 +19,7 @@ use crate::txn::{RetryPolicy, TitoTransaction};
 pub struct TitoEngine<B: Backend = Embedded> {
     backend: B,
     queue: Arc<QueueHub>,
+    registry: Arc<Registry>,
 }
 
 impl<B: Backend> TitoEngine<B> {
@@ -26,6 +28,7 @@ impl<B: Backend> TitoEngine<B> {
         let engine = TitoEngine {
             backend,
             queue: Arc::default(),
+            registry: Arc::default(),
         };
         engine.check_format().await?;
         Ok(engine)
@@ -83,6 +86,11 @@ impl<B: Backend> TitoEngine<B> {
     /// The storage backend.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    /// The table schemas this engine has read.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Begins an optimistic read-write transaction; commit or roll it back yourself.

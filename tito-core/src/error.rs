@@ -61,6 +61,19 @@ pub enum TitoError {
         stored: Option<u64>,
     },
 
+    /// The index cannot answer queries yet: the table had rows when it was added, and until
+    /// `reindex` has built their entries it would miss some of them.
+    #[error(
+        "index `{index}` of table `{table}` is being built: run `reindex` on the model before \
+         querying it"
+    )]
+    IndexNotReady {
+        /// Table of the model.
+        table: String,
+        /// Name of the index.
+        index: String,
+    },
+
     /// The query does not fit the index or the model (unknown index, wrong values, ...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),

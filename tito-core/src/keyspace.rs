@@ -54,9 +54,21 @@ pub fn queue_range() -> KeyRange {
     KeyRange::new(vec![QUEUE], vec![QUEUE + 1])
 }
 
+/// Every metadata key (format version, table schemas).
+pub fn meta_range() -> KeyRange {
+    KeyRange::new(vec![META], vec![META + 1])
+}
+
 /// The key of a metadata entry.
 pub fn meta_key(name: &str) -> Vec<u8> {
     start(META, name, 0)
+}
+
+/// The key of the stored schema of `table` (its registered indexes).
+pub fn schema_key(table: &str) -> Vec<u8> {
+    let mut key = meta_key("schema");
+    codec::put_str(&mut key, table, Direction::Asc);
+    key
 }
 
 /// The key holding the database's [`FORMAT_VERSION`].

@@ -16,6 +16,7 @@ pub mod model;
 pub mod ops;
 mod plan;
 pub mod query;
+pub mod registry;
 pub mod reindex;
 mod relation;
 pub mod txn;

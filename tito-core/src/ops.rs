@@ -206,6 +206,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         tx: &TitoTransaction<B>,
     ) -> Result<Vec<T>> {
         let span = debug_span!("tito.build", table = %self.schema.table, records = records.len());
+        self.engine.registered(&self.schema).await?;
         let mut records = records;
         if self.schema.version_field.is_some() {
             records.iter_mut().for_each(|record| record.set_version(1));
@@ -352,6 +353,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         create: bool,
     ) -> Result<T> {
         let span = debug_span!("tito.update", table = %self.schema.table, create);
+        self.engine.registered(&self.schema).await?;
         let mut record = record;
         // The version the write carries, checked against the stored one below; the record is
         // stored with the next.

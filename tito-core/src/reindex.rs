@@ -63,9 +63,12 @@ impl VerifyReport {
 impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     /// Brings every record's index entries and manifest in line with the model's current
     /// indexes (writing missing entries, removing ones it no longer calls for), `batch` records
-    /// per transaction, calling `progress` after each batch. Use it after adding an
-    /// index to a model whose table already holds rows. A unique index whose value two records
-    /// share fails with [`TitoError::UniqueViolation`]; batches already done stay done.
+    /// per transaction, calling `progress` after each batch, then marks the model's indexes
+    /// readable in the schema registry. Use it after adding an index to a model whose table
+    /// already holds rows: until then, queries on the index fail with
+    /// [`TitoError::IndexNotReady`]. A unique index whose value two records share fails with
+    /// [`TitoError::UniqueViolation`] naming one of them and stays unreadable; batches already
+    /// done stay done.
     pub async fn reindex(
         &self,
         batch: usize,
@@ -78,6 +81,8 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         loop {
             let keys = self.record_keys(&range, batch).await?;
             let Some(last) = keys.last() else {
+                // Every record has its entries: the model's indexes can answer queries.
+                self.engine.mark_readable(&self.schema).await?;
                 return Ok(done);
             };
             range.start = key_after(last);

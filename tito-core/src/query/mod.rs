@@ -263,6 +263,11 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     /// [`count`](Self::count) inside `tx`.
     pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
         let (_, range, _) = self.plan(false)?;
+        let model = &self.model;
+        model
+            .engine
+            .check_readable(&model.schema, &self.index)
+            .await?;
         let mut counted = 0;
         let mut range = range;
         loop {
@@ -396,6 +401,10 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
         let (index, range, query) = self.plan(reverse)?;
         let schema = &self.model.schema;
+        self.model
+            .engine
+            .check_readable(schema, &self.index)
+            .await?;
         let limit = self.limit.map_or(MAX_PAGE_LEN, |n| n.min(MAX_PAGE_LEN));
         // One entry more than the page tells whether a next page exists.
         let entries = if reverse {
