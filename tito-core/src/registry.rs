@@ -50,12 +50,16 @@ pub struct RegisteredIndex {
     pub state: IndexState,
 }
 
+/// How the registry spells a field type.
+fn kind(t: TitoIndexBlockType) -> &'static str {
+    match t {
+        TitoIndexBlockType::String => "string",
+        TitoIndexBlockType::Number => "number",
+    }
+}
+
 impl RegisteredIndex {
     fn of(index: &IndexDef, state: IndexState) -> Self {
-        let kind = |t: TitoIndexBlockType| match t {
-            TitoIndexBlockType::String => "string",
-            TitoIndexBlockType::Number => "number",
-        };
         RegisteredIndex {
             name: index.name.clone(),
             fields: (index.fields.iter())
@@ -66,9 +70,14 @@ impl RegisteredIndex {
         }
     }
 
-    /// Whether it is `index` as the model declares it (state aside).
+    /// Whether it is `index` as the model declares it (state aside). Runs before every query,
+    /// so it compares in place.
     fn matches(&self, index: &IndexDef) -> bool {
-        *self == RegisteredIndex::of(index, self.state)
+        self.name == index.name
+            && self.unique == index.unique
+            && self.fields.len() == index.fields.len()
+            && (self.fields.iter().zip(&index.fields))
+                .all(|((name, t), field)| *name == field.name && t == kind(field.r#type))
     }
 }
 
