@@ -112,7 +112,7 @@
 
 #[cfg(feature = "tikv")]
 pub use tito_core::TiKV;
-pub use tito_core::query::{End, Field, QueryArg, Relation, TextField, TypedQuery};
+pub use tito_core::query::{CursorKeys, End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use tito_core::{
     AnyBackend, Backend, BackendTx, Durability, Embedded, IndexQuery, KeyRange, QueryValue,
     ReindexProgress, RetryPolicy, TitoEngine, TitoError, TitoEvent, TitoModel, TitoOperation,

@@ -1023,3 +1023,58 @@ async fn no_page_holds_more_than_the_page_bound_whatever_the_limit() {
     assert_eq!(reverse.items.len(), MAX_PAGE_LEN);
     assert_eq!(reverse.items[0].id, format!("a{:05}", rows - 1));
 }
+
+#[tokio::test]
+async fn cursors_are_sealed_per_database_unless_the_application_shares_a_secret() {
+    let page_of = |db: TitoEngine<tito::AnyBackend>, cursor: Option<String>| async move {
+        let model = db.clone().model::<Account>();
+        model
+            .query_by_index("by_email")
+            .limit(1)
+            .cursor(cursor)
+            .execute()
+            .await
+    };
+    let (a, b) = (support::engine().await, support::engine().await);
+    for db in [&a, &b] {
+        let accounts = vec![
+            account("1", "alice@example.com", 1),
+            account("2", "bob@example.com", 2),
+        ];
+        insert(db, accounts).await.unwrap();
+    }
+    let cursor = page_of(a.clone(), None).await.unwrap().cursor.unwrap();
+    // Nothing of the row's email shows, in any spelling.
+    assert!(
+        cursor
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    );
+    for needle in ["alice", "YWxpY2", "616c696365"] {
+        assert!(!cursor.contains(needle), "{cursor}");
+    }
+    assert_eq!(
+        page_of(a.clone(), Some(cursor.clone()))
+            .await
+            .unwrap()
+            .items[0]
+            .id,
+        "2"
+    );
+    let err = page_of(b.clone(), Some(cursor)).await.unwrap_err();
+    assert!(matches!(err, TitoError::InvalidCursor(_)), "{err:?}");
+
+    // Services that share a secret take each other's cursors, and a rotation keeps the old
+    // secret's cursors valid.
+    let (old, new) = (
+        tito::CursorKeys::random_secret(),
+        tito::CursorKeys::random_secret(),
+    );
+    let a = a.with_cursor_keys(tito::CursorKeys::new(old, &[]));
+    let cursor = page_of(a.clone(), None).await.unwrap().cursor.unwrap();
+    let b = b.with_cursor_keys(tito::CursorKeys::new(new, &[old]));
+    assert_eq!(
+        page_of(b.clone(), Some(cursor)).await.unwrap().items[0].id,
+        "2"
+    );
+}

@@ -11,6 +11,7 @@ use crate::backend::{Backend, Embedded, TxKind};
 use crate::error::{Result, TitoError};
 use crate::event::{PublishedEvents, QueueHub};
 use crate::keyspace::{self, FORMAT_VERSION};
+use crate::query::CursorKeys;
 use crate::registry::Registry;
 use crate::txn::{RetryPolicy, TitoTransaction};
 
@@ -20,18 +21,64 @@ pub struct TitoEngine<B: Backend = Embedded> {
     backend: B,
     queue: Arc<QueueHub>,
     registry: Arc<Registry>,
+    cursor_keys: Arc<CursorKeys>,
 }
 
 impl<B: Backend> TitoEngine<B> {
     /// Wraps an opened backend, checking (or, on a new database, recording) the format version.
     pub async fn new(backend: B) -> Result<Self> {
-        let engine = TitoEngine {
+        let mut engine = TitoEngine {
             backend,
             queue: Arc::default(),
             registry: Arc::default(),
+            cursor_keys: Arc::new(CursorKeys::new([0; 32], &[])),
         };
         engine.check_format().await?;
+        engine.cursor_keys = Arc::new(engine.stored_cursor_keys().await?);
         Ok(engine)
+    }
+
+    /// Seals page cursors with `keys` instead of the key stored in the database: a secret the
+    /// application keeps, shared by the services that hand out and take back each other's
+    /// cursors, with the previous secrets of a rotation.
+    pub fn with_cursor_keys(mut self, keys: CursorKeys) -> Self {
+        self.cursor_keys = Arc::new(keys);
+        self
+    }
+
+    /// The keys page cursors are sealed with.
+    pub(crate) fn cursor_keys(&self) -> &CursorKeys {
+        &self.cursor_keys
+    }
+
+    /// The database's own cursor key, created and stored the first time it is opened.
+    async fn stored_cursor_keys(&self) -> Result<CursorKeys> {
+        const KEY_V1: u8 = 1;
+        let key = keyspace::meta_key("cursor-key");
+        let secret = self
+            .transaction_with_retry(RetryPolicy::default(), |tx| {
+                let key = key.clone();
+                async move {
+                    if let Some(stored) = tx.get(&key).await? {
+                        return match stored.split_first() {
+                            Some((&KEY_V1, secret)) => <[u8; 32]>::try_from(secret).map_err(|_| {
+                                crate::model::record::decode_error(&key, "not a cursor key".into())
+                            }),
+                            _ => Err(crate::model::record::decode_error(
+                                &key,
+                                "unknown cursor key format".into(),
+                            )),
+                        };
+                    }
+                    let secret = CursorKeys::random_secret();
+                    let mut bytes = vec![KEY_V1];
+                    bytes.extend_from_slice(&secret);
+                    tx.put(key, bytes).await?;
+                    Ok(secret)
+                }
+            })
+            .await?;
+        Ok(CursorKeys::new(secret, &[]))
     }
 
     async fn check_format(&self) -> Result<()> {

@@ -1,129 +1,243 @@
-//! Opaque page cursors.
+//! Sealed page cursors.
 //!
 //! A cursor holds the exact key of the last row returned; the next page starts right after it
-//! (or right before it, in reverse), so no row is skipped or repeated however keys look. It is
-//! bound to its query (index, values and range) and direction, and checksummed: a cursor from
-//! another query, or an altered one, is refused. Cursors are not encrypted: they reveal the
-//! index values of the last row.
+//! (or right before it, in reverse), so no row is skipped or repeated however keys look. Cursors
+//! go to untrusted clients (URLs, API responses), so the key is sealed with XChaCha20-Poly1305:
+//! encrypted (the indexed values of the row cannot be read from it) and authenticated, bound to
+//! its query's key range and direction as associated data (a cursor from another query, another
+//! direction or another database, or with any character altered, is refused). The form is
+//! URL-safe base64 without padding: version byte, 24-byte random nonce, sealed key, 16-byte tag.
+//!
+//! The sealing key is [`CursorKeys`]: a random key the database creates once and stores, or
+//! secrets the application supplies (services sharing a cluster), with earlier secrets still
+//! accepted so a rotation keeps recent cursors valid.
+
+use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use crate::error::{Result, TitoError};
 
-const CURSOR_V1: u8 = 1;
+const CURSOR_V2: u8 = 2;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
 
-/// FNV-1a 64 over several byte strings, each length-prefixed so boundaries count.
-pub(crate) fn fingerprint(parts: &[&[u8]]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for part in parts {
-        for byte in (part.len() as u64).to_be_bytes().iter().chain(part.iter()) {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(PRIME);
+/// The keys cursors are sealed and opened with: the first seals, any of them opens.
+#[derive(Clone)]
+pub struct CursorKeys {
+    ciphers: Vec<XChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for CursorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CursorKeys({} keys)", self.ciphers.len())
+    }
+}
+
+impl CursorKeys {
+    /// Seals with `current`; also opens cursors sealed with any of `previous`.
+    pub fn new(current: [u8; 32], previous: &[[u8; 32]]) -> Self {
+        let cipher = |secret: &[u8; 32]| XChaCha20Poly1305::new(&Key::from(*secret));
+        CursorKeys {
+            ciphers: std::iter::once(&current)
+                .chain(previous)
+                .map(cipher)
+                .collect(),
         }
     }
-    hash
+
+    /// A fresh random secret.
+    pub fn random_secret() -> [u8; 32] {
+        Key::generate().into()
+    }
+
+    /// A cursor continuing after `last_key` for the query whose binding is `query`.
+    pub(crate) fn seal(&self, query: &[u8], reverse: bool, last_key: &[u8]) -> String {
+        let nonce = XNonce::generate();
+        let aad = associated(query, reverse);
+        let payload = Payload {
+            msg: last_key,
+            aad: &aad,
+        };
+        // Encryption fails only past the cipher's message limit (256 GiB), far above any key.
+        let sealed = self.ciphers[0].encrypt(&nonce, payload).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        bytes.push(CURSOR_V2);
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&sealed);
+        base64::encode(&bytes)
+    }
+
+    /// The last key of the previous page, from a cursor of the query whose binding is `query`
+    /// run in direction `reverse`.
+    pub(crate) fn open(&self, cursor: &str, query: &[u8], reverse: bool) -> Result<Vec<u8>> {
+        let invalid = |reason: &str| TitoError::InvalidCursor(reason.to_string());
+        let bytes = base64::decode(cursor).ok_or_else(|| invalid("not a tito cursor"))?;
+        let Some((&version, rest)) = bytes.split_first() else {
+            return Err(invalid("empty"));
+        };
+        if version != CURSOR_V2 {
+            return Err(invalid("not a cursor of this version of tito"));
+        }
+        if rest.len() < NONCE_LEN + TAG_LEN {
+            return Err(invalid("truncated"));
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce = XNonce::try_from(nonce).map_err(|_| invalid("truncated"))?;
+        let aad = associated(query, reverse);
+        (self.ciphers.iter())
+            .find_map(|cipher| {
+                let payload = Payload {
+                    msg: sealed,
+                    aad: &aad,
+                };
+                cipher.decrypt(&nonce, payload).ok()
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "the cursor was altered, or belongs to another query, direction or database",
+                )
+            })
+    }
 }
 
-/// Encodes a cursor continuing after `last_key` for the query with fingerprint `query`.
-pub(crate) fn encode(query: u64, reverse: bool, last_key: &[u8]) -> String {
-    let mut payload = Vec::with_capacity(18 + last_key.len());
-    payload.push(CURSOR_V1);
-    payload.push(u8::from(reverse));
-    payload.extend_from_slice(&query.to_be_bytes());
-    payload.extend_from_slice(last_key);
-    let check = fingerprint(&[&payload]);
-    payload.extend_from_slice(&check.to_be_bytes());
-    hex(&payload)
+/// What a cursor is bound to: its version, direction and query.
+fn associated(query: &[u8], reverse: bool) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(2 + query.len());
+    aad.push(CURSOR_V2);
+    aad.push(u8::from(reverse));
+    aad.extend_from_slice(query);
+    aad
 }
 
-/// Lower-case hex of `bytes`, without a `format!` per byte (cursors are made on every page).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
+/// URL-safe base64 without padding (RFC 4648, section 5).
+mod base64 {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// The value of one hex digit.
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let word = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |word, (i, &b)| word | u32::from(b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[(word >> (18 - 6 * i) & 0x3f) as usize] as char);
+            }
+        }
+        out
     }
-}
 
-/// Decodes a cursor for the query with fingerprint `query` run in direction `reverse`, returning
-/// the last key of the previous page.
-pub(crate) fn decode(cursor: &str, query: u64, reverse: bool) -> Result<Vec<u8>> {
-    let invalid = |reason: &str| TitoError::InvalidCursor(reason.to_string());
-    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
-        return Err(invalid("not a tito cursor"));
+    fn value(digit: u8) -> Option<u32> {
+        ALPHABET.iter().position(|&a| a == digit).map(|v| v as u32)
     }
-    let bytes = cursor
-        .as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| invalid("not a tito cursor"))?;
-    if bytes.len() < 18 {
-        return Err(invalid("truncated"));
+
+    /// `None` for anything [`encode`] cannot have made.
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        for chunk in text.as_bytes().chunks(4) {
+            if chunk.len() == 1 {
+                return None;
+            }
+            let mut word = 0u32;
+            for (i, &digit) in chunk.iter().enumerate() {
+                word |= value(digit)? << (18 - 6 * i);
+            }
+            let bytes = chunk.len() - 1;
+            // Bits below the last whole byte must be zero, so each byte string has one form.
+            if word & (0x00ff_ffff >> (8 * bytes)) != 0 {
+                return None;
+            }
+            out.extend((0..bytes).map(|i| (word >> (16 - 8 * i)) as u8));
+        }
+        Some(out)
     }
-    let (payload, check) = bytes.split_at(bytes.len() - 8);
-    if fingerprint(&[payload]).to_be_bytes() != check {
-        return Err(invalid("checksum mismatch: the cursor was altered"));
-    }
-    if payload[0] != CURSOR_V1 {
-        return Err(invalid("unknown cursor version"));
-    }
-    if payload[1] != u8::from(reverse) {
-        return Err(invalid("the cursor was made for the other direction"));
-    }
-    if payload[2..10] != query.to_be_bytes() {
-        return Err(invalid("the cursor belongs to another query"));
-    }
-    Ok(payload[10..].to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip() {
-        let c = encode(7, false, b"k\0ey");
-        assert_eq!(decode(&c, 7, false).unwrap(), b"k\0ey");
+    fn keys() -> CursorKeys {
+        CursorKeys::new(CursorKeys::random_secret(), &[])
     }
 
     #[test]
-    fn every_byte_survives_the_hex_form() {
-        let key: Vec<u8> = (0..=255).collect();
-        let c = encode(u64::MAX, true, &key);
-        assert!(
-            c.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        );
-        assert_eq!(decode(&c, u64::MAX, true).unwrap(), key);
-        assert_eq!(decode(&c.to_uppercase(), u64::MAX, true).unwrap(), key);
-    }
-
-    #[test]
-    fn refuses_other_query_direction_and_tampering() {
-        let c = encode(7, false, b"key");
-        assert!(decode(&c, 8, false).is_err());
-        assert!(decode(&c, 7, true).is_err());
-        let mut tampered = c.clone().into_bytes();
-        let last = tampered.len() - 20;
-        tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
-        assert!(decode(&String::from_utf8(tampered).unwrap(), 7, false).is_err());
-        for garbage in ["", "zz", "abc", "é", "00", "+f"] {
-            assert!(matches!(
-                decode(garbage, 7, false),
-                Err(TitoError::InvalidCursor(_))
-            ));
+    fn base64_round_trips_every_length_and_refuses_other_forms() {
+        for len in 0..40 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let text = base64::encode(&bytes);
+            assert!(!text.contains(['+', '/', '=']));
+            assert_eq!(base64::decode(&text), Some(bytes));
         }
+        assert_eq!(base64::encode(b"\xfb\xff"), "-_8");
+        assert_eq!(base64::decode("-_8"), Some(b"\xfb\xff".to_vec()));
+        assert_eq!(base64::decode("-_9"), None, "non-zero trailing bits");
+        assert_eq!(base64::decode("A"), None);
+        assert_eq!(base64::decode("a+b/"), None);
+    }
+
+    #[test]
+    fn seals_and_opens_every_key() {
+        let keys = keys();
+        let key: Vec<u8> = (0..=255).collect();
+        let cursor = keys.seal(b"query", true, &key);
+        assert_eq!(keys.open(&cursor, b"query", true).unwrap(), key);
+        assert_eq!(
+            keys.open(&keys.seal(b"q", false, b""), b"q", false)
+                .unwrap(),
+            b""
+        );
+        // Random nonces: the same page gives a new cursor each time.
+        assert_ne!(keys.seal(b"q", false, b"k"), keys.seal(b"q", false, b"k"));
+    }
+
+    #[test]
+    fn the_key_cannot_be_read_from_the_cursor() {
+        let keys = keys();
+        let secret = b"alice@example.com";
+        let cursor = keys.seal(b"q", false, secret);
+        let bytes = base64::decode(&cursor).unwrap();
+        assert!(!bytes.windows(4).any(|w| secret.windows(4).any(|s| s == w)));
+        assert!(!cursor.contains("alice"));
+    }
+
+    #[test]
+    fn refuses_other_queries_directions_databases_and_every_altered_character() {
+        let keys = keys();
+        let cursor = keys.seal(b"query", false, b"last key");
+        assert!(keys.open(&cursor, b"other", false).is_err());
+        assert!(keys.open(&cursor, b"query", true).is_err());
+        assert!(self::keys().open(&cursor, b"query", false).is_err());
+        for at in 0..cursor.len() {
+            for replacement in ['A', 'z', '-', '_', '0', '=', ' '] {
+                let mut altered: Vec<char> = cursor.chars().collect();
+                if altered[at] == replacement {
+                    continue;
+                }
+                altered[at] = replacement;
+                let altered: String = altered.into_iter().collect();
+                assert!(
+                    matches!(
+                        keys.open(&altered, b"query", false),
+                        Err(TitoError::InvalidCursor(_))
+                    ),
+                    "{altered}"
+                );
+            }
+        }
+        for cut in 0..cursor.len() {
+            assert!(keys.open(&cursor[..cut], b"query", false).is_err());
+        }
+    }
+
+    #[test]
+    fn earlier_secrets_still_open_their_cursors() {
+        let old = CursorKeys::random_secret();
+        let before = CursorKeys::new(old, &[]);
+        let cursor = before.seal(b"q", false, b"k");
+        let rotated = CursorKeys::new(CursorKeys::random_secret(), &[old]);
+        assert_eq!(rotated.open(&cursor, b"q", false).unwrap(), b"k");
+        let fresh = rotated.seal(b"q", false, b"k");
+        assert!(before.open(&fresh, b"q", false).is_err());
     }
 }

@@ -5,6 +5,7 @@ mod cursor;
 mod typed;
 mod value;
 
+pub use cursor::CursorKeys;
 pub use typed::{End, Field, QueryArg, Relation, TextField, TypedQuery};
 pub use value::QueryValue;
 
@@ -368,8 +369,8 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     }
 
     /// Checks the query against the model, and gives its index, the key range left to read
-    /// (after the cursor, if any) and the fingerprint cursors of the query carry.
-    fn plan(&self, reverse: bool) -> Result<(&IndexDef, KeyRange, u64)> {
+    /// (after the cursor, if any) and what cursors of the query are bound to.
+    fn plan(&self, reverse: bool) -> Result<(&IndexDef, KeyRange, Vec<u8>)> {
         let schema = &self.model.schema;
         schema.check()?;
         let index = schema.index(&self.index)?;
@@ -377,13 +378,20 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
             schema.relationship(name)?;
         }
         let mut range = self.range(index)?;
-        let query = cursor::fingerprint(&[
-            &range.start,
-            range.end.as_deref().unwrap_or_default(),
-            &[u8::from(range.end.is_some())],
-        ]);
+        // The query's whole range: the start's length first, so the boundary is unambiguous.
+        let mut query = Vec::with_capacity(range.start.len() + 64);
+        query.extend_from_slice(&(range.start.len() as u64).to_be_bytes());
+        query.extend_from_slice(&range.start);
+        if let Some(end) = &range.end {
+            query.push(1);
+            query.extend_from_slice(end);
+        }
         if let Some(cursor) = &self.cursor {
-            let last = cursor::decode(cursor, query, reverse)?;
+            let last = self
+                .model
+                .engine
+                .cursor_keys()
+                .open(cursor, &query, reverse)?;
             if !range.contains(&last) {
                 return Err(TitoError::InvalidCursor(
                     "the cursor lies outside the query's range".into(),
@@ -440,7 +448,9 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
             .decode_rows(rows, &self.relationships, tx)
             .await?;
         let cursor = match entries.last() {
-            Some((last, _)) if has_more => Some(cursor::encode(query, reverse, last)),
+            Some((last, _)) if has_more => {
+                Some(self.model.engine.cursor_keys().seal(&query, reverse, last))
+            }
             _ => None,
         };
         Ok(TitoPage { items, cursor })
