@@ -499,6 +499,10 @@ async fn first_count_and_all_agree_with_pages() {
     // After a cursor: what the next pages hold.
     let rest = tech().cursor(page.cursor.clone());
     assert_eq!(rest.count().await.unwrap(), 1);
+    // After a reverse page's cursor: the rows before it.
+    let reverse = tech().limit(1).execute_reverse().await.unwrap();
+    let before = tech().cursor(reverse.cursor.clone());
+    assert_eq!(before.count().await.unwrap(), 2);
     assert_eq!(
         rest.first().await.unwrap().map(|p| p.id),
         Some("p1".to_string())

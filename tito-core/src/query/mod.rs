@@ -252,8 +252,8 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
         pages.try_flatten()
     }
 
-    /// How many records the query matches (after its cursor, if any), ignoring its limit;
-    /// reads index entries only, not the records.
+    /// How many records the query matches (after its cursor, if any, in the cursor's
+    /// direction), ignoring its limit; reads index entries only, not the records.
     pub async fn count(&self) -> Result<usize> {
         self.model
             .engine
@@ -263,7 +263,11 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
 
     /// [`count`](Self::count) inside `tx`.
     pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
-        let (_, range, _) = self.plan(false)?;
+        // A cursor of a reverse page counts what remains in its direction: the rows before it.
+        let (_, range, _) = match self.plan(false) {
+            Err(TitoError::InvalidCursor(_)) if self.cursor.is_some() => self.plan(true)?,
+            planned => planned?,
+        };
         let model = &self.model;
         model
             .engine
