@@ -153,9 +153,7 @@ const EVENT_V1: u8 = 1;
 
 /// Encodes an event for storage.
 pub fn encode_event(event: &TitoEvent) -> Result<Vec<u8>> {
-    let mut out = vec![EVENT_V1];
-    serde_json::to_writer(&mut out, event).map_err(|e| TitoError::Serialize(e.to_string()))?;
-    Ok(out)
+    crate::model::record::encode_versioned(EVENT_V1, event)
 }
 
 /// The largest stored event: the queue stores an event again inside a retry entry or a dead
@@ -165,14 +163,7 @@ pub const MAX_EVENT_LEN: usize = crate::txn::MAX_VALUE_LEN - 128 * 1024;
 
 /// Decodes a stored event.
 pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
-    match bytes.split_first() {
-        Some((&EVENT_V1, body)) => serde_json::from_slice(body)
-            .map_err(|e| crate::model::record::decode_error(key, e.to_string())),
-        _ => Err(crate::model::record::decode_error(
-            key,
-            "unknown event format".into(),
-        )),
-    }
+    crate::model::record::decode_versioned(key, bytes, EVENT_V1, "event")
 }
 
 /// Decodes the consumer group registry stored at [`queue::groups_key`]; absent means only

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
-use crate::model::TitoIndexBlockType;
+use crate::model::{TitoIndexBlockType, record};
 use crate::model::schema::{IndexDef, Schema};
 use crate::txn::TitoTransaction;
 
@@ -105,20 +105,11 @@ impl TableSchema {
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = vec![SCHEMA_V1];
-        serde_json::to_writer(&mut out, self).map_err(|e| TitoError::Serialize(e.to_string()))?;
-        Ok(out)
+        record::encode_versioned(SCHEMA_V1, self)
     }
 
     fn decode(key: &[u8], bytes: &[u8]) -> Result<Self> {
-        match bytes.split_first() {
-            Some((&SCHEMA_V1, body)) => serde_json::from_slice(body)
-                .map_err(|e| crate::model::record::decode_error(key, e.to_string())),
-            _ => Err(crate::model::record::decode_error(
-                key,
-                "unknown schema format".into(),
-            )),
-        }
+        record::decode_versioned(key, bytes, SCHEMA_V1, "schema")
     }
 }
 

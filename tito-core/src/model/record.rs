@@ -18,10 +18,7 @@ const RECORD_V1: u8 = 1;
 
 /// Encodes a record for storage.
 pub(crate) fn encode<T: Serialize + ?Sized>(record: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
-    out.push(RECORD_V1);
-    serde_json::to_writer(&mut out, record).map_err(|e| TitoError::Serialize(e.to_string()))?;
-    Ok(out)
+    encode_versioned(RECORD_V1, record)
 }
 
 /// The JSON body of a stored record, after its version byte.
@@ -33,6 +30,30 @@ pub(crate) fn body<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
             format!("unknown record format version {version}"),
         )),
         None => Err(decode_error(key, "empty value".into())),
+    }
+}
+
+/// Encodes `value` as the version byte `version`, then JSON: the envelope of every JSON value
+/// tito stores (records, events, table schemas).
+pub(crate) fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.push(version);
+    serde_json::to_writer(&mut out, value).map_err(|e| TitoError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes what [`encode_versioned`] wrote with `version`; `what` names the value in errors.
+pub(crate) fn decode_versioned<T: DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+    version: u8,
+    what: &str,
+) -> Result<T> {
+    match bytes.split_first() {
+        Some((&v, body)) if v == version => {
+            serde_json::from_slice(body).map_err(|e| decode_error(key, e.to_string()))
+        }
+        _ => Err(decode_error(key, format!("unknown {what} format"))),
     }
 }
 
