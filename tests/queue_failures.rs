@@ -16,11 +16,16 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
     let (db, queue) = fresh().await;
     let log = Log::default();
     let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let replays: Arc<Mutex<Vec<String>>> = Arc::default();
     let broken = Arc::new(AtomicBool::new(true));
     let worker = {
         let (log, attempts, broken) = (log.clone(), attempts.clone(), broken.clone());
+        let replays = replays.clone();
         fast(&queue).retry(quick_retry(3)).run(move |event| {
             let entry = entry_of(&event);
+            if event.replayed_at.is_some() {
+                replays.lock().unwrap().push(entry.id.clone());
+            }
             *attempts
                 .lock()
                 .unwrap()
@@ -76,6 +81,8 @@ async fn a_panicking_handler_is_retried_then_dead_lettered_and_the_key_moves_on(
         log.ids().len() == 4
     })
     .await;
+    // It ran after the key's later events, and says so.
+    assert_eq!(*replays.lock().unwrap(), vec!["poison-1".to_string()]);
     assert!(
         queue
             .dead_letters(EVENT, DEFAULT_GROUP, 10)

@@ -115,6 +115,7 @@ pub async fn raw(plan: &Plan, durability: Durability) -> Result<QueueRun> {
                 payload: serde_json::to_value(&post)?,
                 created_at: now,
                 run_at: now,
+                replayed_at: None,
             };
             let key = keys::pending_key(
                 EVENT_TYPE,

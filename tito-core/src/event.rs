@@ -112,6 +112,11 @@ pub struct TitoEvent {
     /// at least the requested run-at time for scheduled events, so a scheduled event also holds
     /// back the later events of its key until it runs.
     pub run_at: u64,
+    /// When the event was replayed from the dead letters, micros since the Unix epoch. A
+    /// replayed event runs after the events of its key handled since it failed, so its payload
+    /// may be older than theirs: a handler that mirrors state should read the record again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_at: Option<u64>,
 }
 
 /// The partition of a partition key: FNV-1a (64-bit) of its UTF-8 bytes, modulo 1024.
@@ -477,6 +482,7 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             payload: payload.clone(),
             created_at,
             run_at: position,
+            replayed_at: None,
         };
         let value = encode_event(&event)?;
         crate::txn::check_len("event", value.len(), MAX_EVENT_LEN)?;

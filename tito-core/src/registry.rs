@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
-use crate::model::{TitoIndexBlockType, record};
 use crate::model::schema::{IndexDef, Schema};
+use crate::model::{TitoIndexBlockType, record};
 use crate::txn::TitoTransaction;
 
 /// Version byte of a stored table schema.

@@ -12,6 +12,9 @@ use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 use crate::queue::{PAGE, TitoQueue};
 use crate::stored::{Checkpoint, DeadLetter};
 
+/// Dead letters replayed per transaction by [`TitoQueue::replay_dead_letters`].
+const REPLAY_BATCH: usize = 64;
+
 /// How far behind a consumer group is on one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PartitionLag {
@@ -153,20 +156,20 @@ impl<B: Backend> TitoQueue<B> {
         let mut total = 0;
         loop {
             let page = self.dead_letters(event_type, group, PAGE).await?;
-            let replayed = self
-                .engine
-                .transaction_with_retry(RetryPolicy::default(), |tx| {
-                    let page = &page;
-                    async move {
+            // A few per transaction: each replay writes its key's mark, which publishers of the
+            // key write too, and a conflict reruns the whole transaction.
+            for chunk in page.chunks(REPLAY_BATCH) {
+                total += self
+                    .engine
+                    .transaction_with_retry(RetryPolicy::default(), |tx| async move {
                         let mut replayed = 0;
-                        for dead in page {
+                        for dead in chunk {
                             replayed += usize::from(replay(&tx, dead).await?);
                         }
                         Ok::<_, TitoError>(replayed)
-                    }
-                })
-                .await?;
-            total += replayed;
+                    })
+                    .await?;
+            }
             if page.len() < PAGE {
                 return Ok(total);
             }
@@ -188,6 +191,7 @@ async fn replay<B: Backend>(tx: &TitoTransaction<B>, dead: &DeadLetter) -> Resul
     }
     tx.delete(key).await?;
     let now = micros_since_epoch(SystemTime::now());
+    event.replayed_at = Some(now);
     event.run_at = event::claim_position(
         tx,
         &event.event_type,
