@@ -265,3 +265,70 @@ async fn reindex_writes_each_record_back_byte_for_byte() {
     assert_eq!(reds(&db).await, 1);
     assert!(model.verify().await.unwrap().is_consistent());
 }
+
+/// The table once more, after `by_serial` was removed from the model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct GadgetV3 {
+    id: String,
+    color: String,
+    serial: String,
+}
+
+impl TitoModelTrait for GadgetV3 {
+    fn get_id(&self) -> String {
+        self.id.clone()
+    }
+    fn get_table_name(&self) -> String {
+        "gadget".into()
+    }
+    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
+        vec![index("by_color", "color")]
+    }
+}
+
+#[tokio::test]
+async fn reindex_through_a_model_without_an_index_removes_its_entries_and_registration() {
+    let db = support::engine().await;
+    let v2 = db.clone().model::<GadgetV2>();
+    let gadgets = (0..6).map(|i| GadgetV2 {
+        id: format!("g{i}"),
+        color: "red".into(),
+        serial: format!("s{i}"),
+    });
+    db.transaction(|tx| {
+        let (v2, gadgets) = (v2.clone(), gadgets.collect());
+        async move { v2.build_many(gadgets, &tx).await }
+    })
+    .await
+    .unwrap();
+    let by_serial = v2.query_by_index("by_serial").value("s1").clone();
+    assert_eq!(by_serial.execute().await.unwrap().items.len(), 1);
+
+    let v3 = db.clone().model::<GadgetV3>();
+    let done = v3.reindex(4, |_| {}).await.unwrap();
+    assert_eq!((done.records, done.added, done.removed), (6, 0, 6));
+    let entries = |unique| {
+        let db = db.clone();
+        async move {
+            let tx = db.snapshot().await.unwrap();
+            let rows = tx
+                .scan(keyspace::index_range("gadget", unique), 100)
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            rows.len()
+        }
+    };
+    assert_eq!(
+        entries(true).await,
+        0,
+        "the unique index's entries are gone"
+    );
+    assert_eq!(entries(false).await, 6);
+    assert!(v3.verify().await.unwrap().is_consistent());
+    // A model that still declares the index must not trust it: it is building again.
+    let err = by_serial.execute().await.unwrap_err();
+    assert!(matches!(err, TitoError::IndexNotReady { .. }), "{err:?}");
+    v2.reindex(100, |_| {}).await.unwrap();
+    assert_eq!(by_serial.execute().await.unwrap().items.len(), 1);
+}

@@ -7,10 +7,13 @@
 //! writes maintain it, and a query on it fails with [`TitoError::IndexNotReady`] until
 //! [`TitoModel::reindex`](crate::TitoModel::reindex) has built the missing entries and marks it
 //! readable. A query is never answered from half an index. An index whose fields or uniqueness
-//! change is registered anew the same way. Indexes other models of the table declare are kept.
+//! change is registered anew the same way. Indexes other models of the table declare are kept,
+//! until a reindex through a model that lacks them removes their entries and their registration
+//! (a model that still declares one registers it again, as building).
 //!
 //! The registry of each table is read once per engine and cached; a building index is read
-//! again before a query is refused, so a reindex finished by another process is seen.
+//! again before a query is refused, so a reindex finished by another process is seen. An index
+//! another process's reindex dropped is seen by this one after it restarts.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -178,13 +181,16 @@ impl<B: Backend> crate::engine::TitoEngine<B> {
         }
     }
 
-    /// Marks every index of `schema` readable, once a reindex built all their entries; an index
-    /// registered with another definition meanwhile is left as it is.
-    pub(crate) async fn mark_readable(&self, schema: &Schema) -> Result<()> {
+    /// Records a finished reindex through `schema`: its indexes have all their entries and are
+    /// readable (one registered with another definition meanwhile is left as it is), and the
+    /// indexes it does not declare lost theirs, so they are no longer registered.
+    pub(crate) async fn reindexed(&self, schema: &Schema) -> Result<()> {
         let stored = self
             .transaction_with_retry(crate::txn::RetryPolicy::default(), |tx| async move {
                 let mut stored = register(&tx, schema).await?;
-                let mut changed = false;
+                let before = stored.indexes.len();
+                (stored.indexes).retain(|r| schema.indexes.iter().any(|i| i.name == r.name));
+                let mut changed = stored.indexes.len() != before;
                 for index in &schema.indexes {
                     let registered = (stored.indexes.iter_mut())
                         .find(|r| r.name == index.name && r.matches(index));

@@ -81,8 +81,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         loop {
             let keys = self.record_keys(&range, batch).await?;
             let Some(last) = keys.last() else {
-                // Every record has its entries: the model's indexes can answer queries.
-                self.engine.mark_readable(&self.schema).await?;
+                // Every record has its entries: the model's indexes can answer queries, and the
+                // entries of indexes it lacks are gone.
+                self.engine.reindexed(&self.schema).await?;
                 return Ok(done);
             };
             range.start = key_after(last);
