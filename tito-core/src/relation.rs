@@ -169,22 +169,24 @@ pub(crate) async fn hydrate_has_many<B: Backend>(
         QueryValue::Text(id).encode(&mut start, &index.fields[0], &index.name)?;
         ranges.push(KeyRange::prefix(&start));
     }
-    let entries = tx.scan_many(&ranges, MAX_PAGE_LEN).await?;
-    let ids = (entries.iter().flatten())
-        .map(|(key, value)| entry_id(index, key, value))
+    let children = (tx.scan_many(&ranges, MAX_PAGE_LEN).await?.iter())
+        .map(|entries| {
+            (entries.iter())
+                .map(|(key, value)| entry_id(index, key, value))
+                .collect::<Result<Vec<_>>>()
+        })
         .collect::<Result<Vec<_>>>()?;
+    let ids = children.iter().flatten().cloned().collect();
     let found: HashMap<String, (Value, usize)> = fetch(tx, &has_many.table, ids)
         .await?
         .into_iter()
         .map(|(id, (key, bytes))| Ok((id, (record::decode_value(&key, &bytes)?, bytes.len()))))
         .collect::<Result<_>>()?;
-    for (record, entries) in records.iter_mut().zip(entries) {
-        let mut list = Vec::with_capacity(entries.len());
-        for (key, value) in &entries {
-            if let Some((child, len)) = found.get(&entry_id(index, key, value)?) {
-                hydrated.add(*len)?;
-                list.push(child.clone());
-            }
+    for (record, ids) in records.iter_mut().zip(children) {
+        let mut list = Vec::with_capacity(ids.len());
+        for (child, len) in ids.iter().filter_map(|id| found.get(id)) {
+            hydrated.add(*len)?;
+            list.push(child.clone());
         }
         if let Value::Object(object) = record {
             object.insert(has_many.destination.clone(), Value::Array(list));

@@ -65,6 +65,16 @@ enum Handled {
     },
 }
 
+/// What recording a call decided.
+enum CallStart {
+    /// The call is recorded: run it.
+    Run,
+    /// The event's attempts are used up: do not call it.
+    GiveUp(Handled),
+    /// Another worker holds the partition.
+    LeaseLost,
+}
+
 /// Removes the partition from the busy set when the task ends, however it ends; a task that
 /// did not finish (aborted at shutdown, or a bug panicked) also drops the partition's cached
 /// parked keys, since its writes may have been partly acknowledged.
@@ -517,7 +527,7 @@ impl<B: Backend> PartitionRun<B> {
         let key = keys::call_key(&s.event_type, &s.group, self.partition);
         let lease_key = keys::lease_key(&s.event_type, &s.group, self.partition);
         let tx = self.rt.engine.begin().await?;
-        let outcome: Result<Option<Option<Handled>>, TitoError> = async {
+        let outcome: Result<CallStart, TitoError> = async {
             let found = tx.batch_get(&[key.clone(), lease_key.clone()]).await?;
             let held = match &found[1] {
                 Some(bytes) => {
@@ -526,7 +536,7 @@ impl<B: Backend> PartitionRun<B> {
                 None => false,
             };
             if !held {
-                return Ok(None);
+                return Ok(CallStart::LeaseLost);
             }
             // A corrupt record counts as none: it names no call.
             let unfinished = (found[0].as_deref())
@@ -535,24 +545,26 @@ impl<B: Backend> PartitionRun<B> {
                 .map_or(0, |record| record.calls);
             let used = attempts.saturating_add(unfinished);
             if used >= s.retry.max_attempts {
-                return Ok(Some(Some(Handled::GaveUp {
+                return Ok(CallStart::GiveUp(Handled::GaveUp {
                     attempts: used,
                     error: format!(
                         "the worker stopped during {unfinished} calls of the handler and never \
                          finished them (a crash, an abort or an out-of-memory kill)"
                     ),
-                })));
+                }));
             }
             let record = CallRecord {
                 event_id: event.id.clone(),
                 calls: unfinished.saturating_add(1),
             };
             tx.put(key.clone(), record.encode()?).await?;
-            Ok(Some(None))
+            Ok(CallStart::Run)
         }
         .await;
-        let Some(gave_up) = tx.finish(outcome).await? else {
-            return Err(Stop::LeaseLost);
+        let gave_up = match tx.finish(outcome).await? {
+            CallStart::LeaseLost => return Err(Stop::LeaseLost),
+            CallStart::GiveUp(gave_up) => Some(gave_up),
+            CallStart::Run => None,
         };
         debug!(partition = self.partition, event_id = %event.id, "queue handler call recorded");
         self.batch.delete(key);
