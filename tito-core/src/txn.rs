@@ -156,7 +156,8 @@ impl<B: Backend> TitoTransaction<B> {
     }
 
     /// Removes `key`, whose every write so far was followed by a removal (a queue entry written
-    /// once): see [`BackendTx::single_delete`].
+    /// once), possibly without a conflict with a concurrent writer of `key`: see
+    /// [`BackendTx::single_delete`].
     pub async fn single_delete(&self, key: Vec<u8>) -> Result<()> {
         self.remove(key, true).await
     }

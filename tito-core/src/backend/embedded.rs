@@ -231,8 +231,9 @@ impl EmbeddedTx {
                 "the transaction is read-only".into(),
             ));
         };
-        if !seen.contains(&key) {
-            // Marks the key read, so a concurrent writer of the same key conflicts.
+        // Marks the key read, so a concurrent writer of the same key conflicts; a single delete
+        // is blind (see `BackendTx::single_delete`), which spares a point read per removal.
+        if !matches!(write, Write::SingleDelete) && !seen.contains(&key) {
             tx.contains_key(&self.data, &key).map_err(storage_error)?;
             seen.insert(key.clone());
         }

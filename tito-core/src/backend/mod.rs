@@ -143,6 +143,11 @@ pub trait BackendTx: Send + Sync + 'static {
     /// the removal together with the last write when they meet (RocksDB's single delete), so
     /// reads stop stepping over it long before an ordinary removal would be gone. Defaults to
     /// [`delete`](Self::delete).
+    ///
+    /// The removal may be blind: a backend that detects write conflicts only through reads
+    /// (the embedded one) does not make it conflict with a concurrent write of `key`. It is for
+    /// keys that something else gives one remover at a time (a queue entry: written once by its
+    /// publish, removed by the holder of its partition's fenced lease).
     fn single_delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
         self.delete(key)
     }
