@@ -227,6 +227,28 @@ async fn single_delete_removes<B: Backend>(backend: &B) {
     }
 }
 
+/// A unique put writes like a put: read back in its transaction, in scans, after its commit,
+/// and single-deleted like any queue entry.
+async fn put_unique_writes<B: Backend>(backend: &B) {
+    let p = prefix();
+    let (a, b) = (k(&p, b"a"), k(&p, b"b"));
+    let mut tx = backend.begin(TxKind::Optimistic).await.unwrap();
+    tx.put_unique(a.clone(), b"1".to_vec()).await.unwrap();
+    tx.put(b.clone(), b"2".to_vec()).await.unwrap();
+    assert_eq!(tx.get(&a).await.unwrap(), Some(b"1".to_vec()));
+    let range = KeyRange::prefix(&p);
+    let expected = vec![(a.clone(), b"1".to_vec()), (b.clone(), b"2".to_vec())];
+    assert_eq!(tx.scan(range.clone(), 10).await.unwrap(), expected);
+    tx.commit().await.unwrap();
+    let mut check = backend.begin(TxKind::Optimistic).await.unwrap();
+    assert_eq!(check.scan(range.clone(), 10).await.unwrap(), expected);
+    check.single_delete(a).await.unwrap();
+    check.commit().await.unwrap();
+    let mut check = backend.begin(TxKind::ReadOnly).await.unwrap();
+    assert_eq!(check.scan(range, 10).await.unwrap(), expected[1..]);
+    check.rollback().await.unwrap();
+}
+
 async fn read_write_conflict<B: Backend>(backend: &B) {
     let p = prefix();
     put_all(backend, &[k(&p, b"x"), k(&p, b"y")]).await;
@@ -492,6 +514,7 @@ async fn run_all<B: Backend>(backend: &B, serializable: bool) {
     rollback_discards(backend).await;
     blind_write_write_conflict(backend).await;
     single_delete_removes(backend).await;
+    put_unique_writes(backend).await;
     if serializable {
         read_write_conflict(backend).await;
     }
@@ -528,6 +551,7 @@ embedded_checks!(
     rollback_discards,
     blind_write_write_conflict,
     single_delete_removes,
+    put_unique_writes,
     read_write_conflict,
     cancelled_transaction_leaves_nothing,
     read_only_refuses_writes,

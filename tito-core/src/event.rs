@@ -392,8 +392,9 @@ async fn write_pending<B: Backend>(
     mark: Option<ReadyMark>,
 ) -> Result<()> {
     let (t, p, pk) = (&event.event_type, event.partition, &event.partition_key);
+    // The key holds the event's id: no other transaction writes it.
     let key = queue::pending_key(t, group, p, pk, event.run_at, &event.id);
-    tx.put(key, value).await?;
+    tx.put_unique(key, value).await?;
     let mark = ReadyMark::with(mark, event.run_at);
     tx.put(queue::ready_key(t, group, p, pk), mark.encode())
         .await

@@ -141,12 +141,26 @@ impl<B: Backend> TitoTransaction<B> {
 
     /// Writes `value` at `key`.
     pub async fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.set(key, value, false).await
+    }
+
+    /// Writes `value` at `key`, which holds an id made for this write, possibly without marking
+    /// it for conflicts: see [`BackendTx::put_unique`].
+    pub async fn put_unique(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.set(key, value, true).await
+    }
+
+    async fn set(&self, key: Vec<u8>, value: Vec<u8>, unique: bool) -> Result<()> {
         check_len("key", key.len(), MAX_KEY_LEN)?;
         check_len("value", value.len(), MAX_VALUE_LEN)?;
         self.writable()?;
         let mut state = self.shared.state.lock().await;
         let tx = active(&mut state)?;
-        let result = tx.put(key, value).await;
+        let result = if unique {
+            tx.put_unique(key, value).await
+        } else {
+            tx.put(key, value).await
+        };
         self.note(result)
     }
 

@@ -135,6 +135,10 @@ impl BackendTx for AnyTx {
         dispatch!(AnyTx, self, tx => tx.put(key, value).await)
     }
 
+    async fn put_unique(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        dispatch!(AnyTx, self, tx => tx.put_unique(key, value).await)
+    }
+
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         dispatch!(AnyTx, self, tx => tx.delete(key).await)
     }

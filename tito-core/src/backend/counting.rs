@@ -136,6 +136,11 @@ impl<T: BackendTx> BackendTx for CountingTx<T> {
         self.inner.put(key, value).await
     }
 
+    async fn put_unique(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        bump(&self.counters.write);
+        self.inner.put_unique(key, value).await
+    }
+
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         bump(&self.counters.write);
         self.inner.delete(key).await

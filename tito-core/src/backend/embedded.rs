@@ -231,14 +231,14 @@ impl EmbeddedTx {
                 "the transaction is read-only".into(),
             ));
         };
-        // Marks the key read, so a concurrent writer of the same key conflicts; a single delete
-        // is blind (see `BackendTx::single_delete`), which spares a point read per removal.
-        if !matches!(write, Write::SingleDelete) && !seen.contains(&key) {
+        // Marks the key read, so a concurrent writer of the same key conflicts. Blind writes
+        // (see `BackendTx::put_unique` and `single_delete`) spare that point read.
+        if !write.is_blind() && !seen.contains(&key) {
             tx.contains_key(&self.data, &key).map_err(storage_error)?;
             seen.insert(key.clone());
         }
         match write {
-            Write::Put(value) => tx.insert(&self.data, key, value),
+            Write::Put(value) | Write::PutUnique(value) => tx.insert(&self.data, key, value),
             Write::Delete => tx.remove(&self.data, key),
             // A weak tombstone: flushes and compactions drop it with the one write it shadows.
             Write::SingleDelete => tx.remove_weak(&self.data, key),
@@ -273,8 +273,16 @@ impl EmbeddedTx {
 /// One buffered write of a transaction.
 enum Write {
     Put(Vec<u8>),
+    PutUnique(Vec<u8>),
     Delete,
     SingleDelete,
+}
+
+impl Write {
+    /// Whether the write needs no conflict mark: nothing can race it.
+    fn is_blind(&self) -> bool {
+        matches!(self, Write::PutUnique(_) | Write::SingleDelete)
+    }
 }
 
 // Reads complete without waiting, so a loop of them would never give its thread back to the
@@ -293,6 +301,10 @@ impl BackendTx for EmbeddedTx {
 
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.write(key, Write::Put(value))
+    }
+
+    async fn put_unique(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.write(key, Write::PutUnique(value))
     }
 
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {

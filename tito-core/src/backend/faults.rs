@@ -366,6 +366,11 @@ impl<T: BackendTx> BackendTx for FaultyTx<T> {
         self.inner.put(key, value).await
     }
 
+    async fn put_unique(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.shared.check(CallKind::Write).await?;
+        self.inner.put_unique(key, value).await
+    }
+
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         self.shared.check(CallKind::Write).await?;
         self.inner.delete(key).await

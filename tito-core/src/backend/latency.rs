@@ -91,6 +91,10 @@ impl<T: BackendTx> BackendTx for LatencyTx<T> {
         self.inner.put(key, value).await
     }
 
+    async fn put_unique(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.inner.put_unique(key, value).await
+    }
+
     async fn delete(&mut self, key: Vec<u8>) -> Result<()> {
         self.inner.delete(key).await
     }

@@ -136,6 +136,18 @@ pub trait BackendTx: Send + Sync + 'static {
     /// Sets `key` to `value`.
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
+    /// Sets `key`, which holds an id made for this write (no other transaction writes it), to
+    /// `value`. The write may be blind: a backend that detects write conflicts only through reads
+    /// (the embedded one) skips marking a key that nothing can race. Defaults to
+    /// [`put`](Self::put).
+    fn put_unique(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.put(key, value)
+    }
+
     /// Removes `key`.
     fn delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
