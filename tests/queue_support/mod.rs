@@ -148,13 +148,22 @@ pub fn logging_worker<B: Backend>(
 
 /// Waits until `check` holds, polling every 10 ms; panics with `what` after 30 s (120 s on
 /// TiKV, where every read is a network round trip).
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_until_within(what, 1, check).await
+}
+
+/// [`wait_until`] with `times` its patience, for work that is long on purpose.
+pub async fn wait_until_within<F, Fut>(what: &str, times: u64, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let patience = if support::on_tikv() { 120 } else { 30 };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(patience);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(patience * times);
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,
