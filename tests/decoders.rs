@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde::{Deserialize, Serialize};
 use tito::queue::{
-    CallRecord, Checkpoint, DeadLetter, Member, PartitionLease, ReadyMark, RetryEntry, decode_event,
+    CallRecord, Checkpoint, DeadLetter, Member, PartitionLease, PendingTimes, ReadyMark,
+    RetryEntry, decode_event,
 };
 use tito::types::{TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait};
 use tito::{Embedded, TitoEngine, TitoError, codec, keyspace};
@@ -57,6 +58,7 @@ fn pure_decoders_never_panic() {
                 let _ = keyspace::queue::corrupt_source(&input, at);
             }
             let key = b"k";
+            let _ = PendingTimes::of(&input, 0);
             let results = [
                 decode_event(key, &input).err(),
                 ReadyMark::decode(key, &input).err(),

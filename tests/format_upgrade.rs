@@ -40,9 +40,12 @@ async fn downgrade_to_format_1(db: &Db) {
     let ready = KeyRange::prefix(&keys::group_prefix(EVENT, DEFAULT_GROUP, "ready"));
     let tx = db.begin().await.unwrap();
     for (key, value) in tx.scan(pending, 1_000).await.unwrap() {
-        let event: tito::TitoEvent = serde_json::from_slice(&value[1..]).unwrap();
+        let event = tito::queue::decode_event(&key, &value).unwrap();
         tx.delete(key).await.unwrap();
         let old = format_1_pending_key(event.partition, event.run_at, &event.id);
+        // Format 1 stored the version byte 1 and the JSON event.
+        let mut value = vec![1];
+        serde_json::to_writer(&mut value, &event).unwrap();
         tx.put(old, value).await.unwrap();
     }
     for (key, _) in tx.scan(ready, 1_000).await.unwrap() {

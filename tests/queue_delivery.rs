@@ -485,6 +485,52 @@ async fn an_event_scheduled_past_the_longest_delay_is_refused() {
     assert_eq!(backlog(&queue).await, 1);
 }
 
+/// Issue 11, defect 5: a publisher whose clock runs ahead gives its event a position in the
+/// future, and the key's later events (from any publisher) positions after it. A position orders
+/// the key's events; an event published to run at once is due at once, whatever its position,
+/// and `lag` ages it from when it was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_clock_far_ahead_does_not_stall_its_key() {
+    let (db, queue) = fresh().await;
+    // What a publisher an hour ahead leaves behind once its event was handled: the key's mark
+    // at a position an hour from now.
+    let hour_ahead = SystemTime::now() + Duration::from_secs(3600);
+    let ahead = hour_ahead
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let partition = tito::types::partition_of("skewed");
+    let mark = keys::ready_key(EVENT, tito::queue::DEFAULT_GROUP, partition, "skewed");
+    let stored = tito::queue::ReadyMark {
+        first: ahead,
+        latest: ahead,
+    };
+    db.transaction(|tx| {
+        let (mark, stored) = (mark.clone(), stored.encode());
+        async move { tx.put(mark, stored).await }
+    })
+    .await
+    .unwrap();
+    for seq in 0..3 {
+        publish(&db, "skewed", seq).await.unwrap();
+    }
+    let lag = queue.lag(EVENT, tito::queue::DEFAULT_GROUP).await.unwrap();
+    let oldest = lag.iter().map(|l| l.oldest_age).max().unwrap();
+    assert!(
+        oldest < Duration::from_secs(60),
+        "aged from when written: {oldest:?}"
+    );
+    let log = Log::default();
+    let worker = logging_worker(&queue, &log);
+    wait_until("the skewed key's events are handled", || async {
+        log.len() == 3
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    let seqs: Vec<u64> = log.all().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2], "in commit order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_reports_pending_count_and_oldest_age() {
     let (db, queue) = fresh().await;

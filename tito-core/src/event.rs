@@ -11,6 +11,10 @@
 //! writes the key's ready marks ([`ReadyMark`]), which hold its latest position, so two
 //! concurrent publishes for one key conflict and one retries: handling in position order is
 //! handling in commit order, even with clock skew between processes.
+//!
+//! A position orders; it does not say when an event is due. A publisher whose clock runs ahead
+//! gives its event (and, through the marks, the key's next events) positions in the future, so
+//! the stored event says when it is due ([`PendingTimes`]): at once, unless it was scheduled.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -153,12 +157,62 @@ pub fn next_timestamp() -> u64 {
     }
 }
 
-/// Version byte of the stored event envelope.
+/// Version byte of a stored event that is the JSON alone, due at its position.
 const EVENT_V1: u8 = 1;
 
-/// Encodes an event for storage.
+/// Version byte of a pending event: [`PendingTimes`] (16 bytes), then the JSON.
+const EVENT_V2: u8 = 2;
+
+/// Encodes an event for storage, due at its position.
 pub fn encode_event(event: &TitoEvent) -> Result<Vec<u8>> {
     crate::model::record::encode_versioned(EVENT_V1, event)
+}
+
+/// When a pending event is due and when it was written, stored before it so that a worker
+/// learns both without decoding the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingTimes {
+    /// Micros since the epoch from which the event may be handled: 0 for an event published to
+    /// run at once, whatever its position.
+    pub due: u64,
+    /// The event's `created_at`.
+    pub created_at: u64,
+}
+
+impl PendingTimes {
+    /// The times of the pending event stored as `bytes` at position `position`: those written
+    /// before it, or, for an event stored without them, due at its position.
+    pub fn of(bytes: &[u8], position: u64) -> PendingTimes {
+        with_times(bytes).map_or(
+            PendingTimes {
+                due: position,
+                created_at: position,
+            },
+            |(times, _)| times,
+        )
+    }
+}
+
+/// The times and the JSON of a pending event stored with its times.
+fn with_times(bytes: &[u8]) -> Option<(PendingTimes, &[u8])> {
+    let rest = bytes.strip_prefix(&[EVENT_V2])?;
+    let (due, rest) = rest.split_first_chunk::<8>()?;
+    let (created_at, body) = rest.split_first_chunk::<8>()?;
+    let times = PendingTimes {
+        due: u64::from_be_bytes(*due),
+        created_at: u64::from_be_bytes(*created_at),
+    };
+    Some((times, body))
+}
+
+/// Encodes a pending event due at `due` (0: at once).
+pub fn encode_pending(event: &TitoEvent, due: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.push(EVENT_V2);
+    out.extend_from_slice(&due.to_be_bytes());
+    out.extend_from_slice(&event.created_at.to_be_bytes());
+    serde_json::to_writer(&mut out, event).map_err(|e| TitoError::Serialize(e.to_string()))?;
+    Ok(out)
 }
 
 /// The largest stored event: the queue stores an event again inside a retry entry or a dead
@@ -166,9 +220,18 @@ pub fn encode_event(event: &TitoEvent) -> Result<Vec<u8>> {
 /// stay within the value limit too, or their acknowledgement could never commit.
 pub const MAX_EVENT_LEN: usize = crate::txn::MAX_VALUE_LEN - 128 * 1024;
 
-/// Decodes a stored event.
+/// Decodes a stored event, with or without its [`PendingTimes`].
 pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
-    crate::model::record::decode_versioned(key, bytes, EVENT_V1, "event")
+    match bytes.first() {
+        Some(&EVENT_V2) => {
+            let (_, body) = with_times(bytes).ok_or_else(|| {
+                crate::model::record::decode_error(key, "truncated event times".into())
+            })?;
+            serde_json::from_slice(body)
+                .map_err(|e| crate::model::record::decode_error(key, e.to_string()))
+        }
+        _ => crate::model::record::decode_versioned(key, bytes, EVENT_V1, "event"),
+    }
 }
 
 /// Decodes the consumer group registry stored at [`queue::groups_key`]; absent means only
@@ -286,16 +349,17 @@ pub async fn claim_position<B: Backend>(
     Ok(next_position(mark.map(|m| m.latest), due))
 }
 
-/// Writes `event` as pending for consumer group `group` at its position (`run_at`), with the
-/// ready mark that lets workers find its key.
+/// Writes `event` as pending for consumer group `group` at its position (`run_at`), due at
+/// `due` (0: at once), with the ready mark that lets workers find its key.
 pub async fn enqueue_for<B: Backend>(
     tx: &TitoTransaction<B>,
     group: &str,
     event: &TitoEvent,
+    due: u64,
 ) -> Result<()> {
     let mark = read_mark(tx, &event.event_type, group, &event.partition_key).await?;
-    write_pending(tx, group, event, encode_event(event)?, mark).await?;
-    tx.published(event, mark.map(|m| m.latest));
+    write_pending(tx, group, event, encode_pending(event, due)?, mark).await?;
+    tx.published(event, due, mark.map(|m| m.latest));
     Ok(())
 }
 
@@ -311,6 +375,8 @@ pub struct Published {
     pub position: u64,
     /// The event's id.
     pub id: String,
+    /// When the event is due (see [`PendingTimes::due`]).
+    pub due: u64,
     /// The highest latest position of the key's ready marks in the groups the event was written
     /// for, as its transaction read them; `None`: none had a mark, so no event of the key was
     /// pending there. Publishes of a key conflict through those marks, so no event of the key
@@ -319,13 +385,15 @@ pub struct Published {
 }
 
 impl Published {
-    /// The announcement of `event`, written after `after` (see [`Published::after`]).
-    pub fn of(event: &TitoEvent, after: Option<u64>) -> Published {
+    /// The announcement of `event`, due at `due`, written after `after` (see
+    /// [`Published::after`]).
+    pub fn of(event: &TitoEvent, due: u64, after: Option<u64>) -> Published {
         Published {
             partition: event.partition,
             partition_key: event.partition_key.clone(),
             position: event.run_at,
             id: event.id.clone(),
+            due,
             after,
         }
     }
@@ -471,6 +539,9 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             .map(|m| m.latest)
             .max();
         let position = next_position(last, due);
+        // Scheduled: due at its position, which is at least the requested time. Otherwise at
+        // once, even if a clock ahead of this one set the key's positions in the future.
+        let due = options.run_at_micros.map_or(0, |_| position);
         let event = TitoEvent {
             id: uuid::Uuid::now_v7().to_string(),
             event_type,
@@ -485,13 +556,13 @@ pub(crate) async fn publish<B: Backend, T: TitoModelTrait>(
             run_at: position,
             replayed_at: None,
         };
-        let value = encode_event(&event)?;
+        let value = encode_pending(&event, due)?;
         crate::txn::check_len("event", value.len(), MAX_EVENT_LEN)?;
         for group in &groups {
             let mark = marks.get(group.as_str()).copied().flatten();
             write_pending(tx, group, &event, value.clone(), mark).await?;
         }
-        tx.published(&event, last);
+        tx.published(&event, due, last);
     }
     Ok(())
 }
@@ -517,6 +588,35 @@ mod tests {
         let a = next_timestamp();
         let b = next_timestamp();
         assert!(b > a);
+    }
+
+    #[test]
+    fn pending_events_carry_their_times_and_older_ones_are_due_at_their_position() {
+        let event = TitoEvent {
+            id: "e".into(),
+            event_type: "t".into(),
+            action: TitoOperation::Insert,
+            entity: "x:1".into(),
+            table: "x".into(),
+            record_id: "1".into(),
+            partition_key: "k".into(),
+            partition: partition_of("k"),
+            payload: Value::Null,
+            created_at: 5,
+            run_at: 900,
+            replayed_at: None,
+        };
+        let stored = encode_pending(&event, 0).unwrap();
+        assert_eq!(decode_event(b"k", &stored).unwrap(), event);
+        let times = PendingTimes::of(&stored, event.run_at);
+        assert_eq!((times.due, times.created_at), (0, 5));
+        let older = encode_event(&event).unwrap();
+        assert_eq!(decode_event(b"k", &older).unwrap(), event);
+        assert_eq!(PendingTimes::of(&older, 900).due, 900);
+        assert!(
+            decode_event(b"k", &stored[..10]).is_err(),
+            "truncated times"
+        );
     }
 
     #[test]

@@ -71,10 +71,10 @@ impl<B: Backend> TitoTransaction<B> {
         &self.shared.queue
     }
 
-    /// Records that this transaction wrote `event` after the key's position `after` (see
-    /// [`Published::after`]), to announce on commit.
-    pub(crate) fn published(&self, event: &TitoEvent, after: Option<u64>) {
-        let published = Published::of(event, after);
+    /// Records that this transaction wrote `event`, due at `due`, after the key's position
+    /// `after` (see [`Published::after`]), to announce on commit.
+    pub(crate) fn published(&self, event: &TitoEvent, due: u64, after: Option<u64>) {
+        let published = Published::of(event, due, after);
         let mut events = (self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner);
         match events.get_mut(&event.event_type) {
             Some(list) => list.push(published),

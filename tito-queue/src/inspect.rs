@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use tito_core::backend::{KeyRange, key_after};
-use tito_core::event::{self, micros_since_epoch};
+use tito_core::event::{self, PendingTimes, micros_since_epoch};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 
@@ -55,15 +55,18 @@ impl<B: Backend> TitoQueue<B> {
         let tx = self.engine.snapshot().await?;
         let mut lag: BTreeMap<u32, PartitionLag> = BTreeMap::new();
         let pending = keys::group_prefix(event_type, group, "pending");
-        for_each(&tx, KeyRange::prefix(&pending), |key, _| {
+        for_each(&tx, KeyRange::prefix(&pending), |key, value| {
             let (partition, _, position) =
                 keys::pending_key_parts(key, pending.len()).ok_or_else(|| bad_key(key))?;
+            // Due since it was written, or since the time it was scheduled for.
+            let times = PendingTimes::of(value, position);
+            let since = times.created_at.max(times.due);
             let entry = lag.entry(partition).or_insert(PartitionLag {
                 partition,
                 ..PartitionLag::default()
             });
             entry.pending += 1;
-            let age = Duration::from_micros(now.saturating_sub(position));
+            let age = Duration::from_micros(now.saturating_sub(since));
             entry.oldest_age = entry.oldest_age.max(age);
             Ok(())
         })
@@ -200,7 +203,8 @@ async fn replay<B: Backend>(tx: &TitoTransaction<B>, dead: &DeadLetter) -> Resul
         now,
     )
     .await?;
-    event::enqueue_for(tx, &dead.group, &event).await?;
+    // Due at once: a replay is asked for now.
+    event::enqueue_for(tx, &dead.group, &event, 0).await?;
     Ok(true)
 }
 

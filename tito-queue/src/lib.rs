@@ -50,7 +50,9 @@ pub use handler::{BoxFuture, HandlerFuture, MAX_ERROR_LEN};
 pub use inspect::PartitionLag;
 pub use queue::TitoQueue;
 pub use stored::{CallRecord, Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};
-pub use tito_core::event::{DEFAULT_GROUP, LONGEST_DELAY, MAX_EVENT_LEN, ReadyMark, decode_event};
+pub use tito_core::event::{
+    DEFAULT_GROUP, LONGEST_DELAY, MAX_EVENT_LEN, PendingTimes, ReadyMark, decode_event,
+};
 pub use worker::{
     DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_HANDLER_RETRY, DEFAULT_HANDLER_TIMEOUT, LONGEST_WAIT,
     Worker, WorkerHandle, WorkerStats,

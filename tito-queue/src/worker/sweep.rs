@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tito_core::backend::{KeyRange, KvPair};
-use tito_core::event::{Published, PublishedEvents, ReadyMark};
+use tito_core::event::{PendingTimes, Published, PublishedEvents, ReadyMark};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, TitoError};
 use tokio::sync::{Semaphore, broadcast};
@@ -387,15 +387,18 @@ async fn read_keys<B: Backend>(
     };
     found.extend(read_exact(rt, snapshot, exact, now, limit).await?);
     let prefix = keys::group_prefix(&s.event_type, &s.group, "pending").len();
+    // An unreadable key is taken as due: its task sets it aside.
+    let due_at = |(key, value): &KvPair| {
+        keys::pending_key_parts(key, prefix).map(|(_, _, at)| PendingTimes::of(value, at).due)
+    };
     for (read, rows) in found {
-        let position = |key: &[u8]| keys::pending_key_parts(key, prefix).map(|(_, _, at)| at);
         let due = rows
             .iter()
-            .take_while(|(key, _)| position(key).is_none_or(|at| at <= now))
+            .take_while(|row| due_at(row).is_none_or(|at| at <= now))
             .count();
         if due == 0 && !rows.is_empty() {
             // Not due yet; nor are the key's later events.
-            let not_before = rows.first().and_then(|(key, _)| position(key)).unwrap_or(0);
+            let not_before = rows.first().and_then(due_at).unwrap_or(0);
             let progress = KeyProgress {
                 not_before,
                 ..read.progress
@@ -455,7 +458,7 @@ async fn read_exact<B: Backend>(
     let mut counts = Vec::with_capacity(reads.len());
     for read in &reads {
         let events = read.exact.as_deref().unwrap_or_default();
-        let due = events.iter().take_while(|e| e.position <= now).count();
+        let due = events.iter().take_while(|e| e.due <= now).count();
         let count = if due < limit {
             (due + 1).min(events.len())
         } else {
@@ -538,6 +541,7 @@ mod tests {
             partition_key: "k".into(),
             position,
             id: format!("e{position}"),
+            due: 0,
             after,
         }
     }
