@@ -29,8 +29,8 @@ pub(crate) struct KeyProgress {
     /// acknowledged: its pending events are read from just after it, stepping over no handled
     /// event of the key.
     pub after: u64,
-    /// Position of the key's first pending event when it was not due yet; the key is not read
-    /// again before then (its later events cannot be due before it).
+    /// When the key's first pending event is due, if it was not yet; the key is not read again
+    /// before then (its later events wait behind it).
     pub not_before: u64,
 }
 
