@@ -207,12 +207,11 @@ fn with_times(bytes: &[u8]) -> Option<(PendingTimes, &[u8])> {
 
 /// Encodes a pending event due at `due` (0: at once).
 pub fn encode_pending(event: &TitoEvent, due: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
-    out.push(EVENT_V2);
-    out.extend_from_slice(&due.to_be_bytes());
-    out.extend_from_slice(&event.created_at.to_be_bytes());
-    serde_json::to_writer(&mut out, event).map_err(|e| TitoError::Serialize(e.to_string()))?;
-    Ok(out)
+    let mut header = [0; 17];
+    header[0] = EVENT_V2;
+    header[1..9].copy_from_slice(&due.to_be_bytes());
+    header[9..].copy_from_slice(&event.created_at.to_be_bytes());
+    crate::model::record::encode_after(&header, event)
 }
 
 /// The largest stored event: the queue stores an event again inside a retry entry or a dead
@@ -227,8 +226,7 @@ pub fn decode_event(key: &[u8], bytes: &[u8]) -> Result<TitoEvent> {
             let (_, body) = with_times(bytes).ok_or_else(|| {
                 crate::model::record::decode_error(key, "truncated event times".into())
             })?;
-            serde_json::from_slice(body)
-                .map_err(|e| crate::model::record::decode_error(key, e.to_string()))
+            crate::model::record::decode_json(key, body)
         }
         _ => crate::model::record::decode_versioned(key, bytes, EVENT_V1, "event"),
     }

@@ -36,10 +36,20 @@ pub(crate) fn body<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8]> {
 /// Encodes `value` as the version byte `version`, then JSON: the envelope of every JSON value
 /// tito stores (records, events, table schemas).
 pub(crate) fn encode_versioned<T: Serialize + ?Sized>(version: u8, value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(256);
-    out.push(version);
+    encode_after(&[version], value)
+}
+
+/// Encodes `value` as JSON after the bytes `header`.
+pub(crate) fn encode_after<T: Serialize + ?Sized>(header: &[u8], value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(header.len() + 256);
+    out.extend_from_slice(header);
     serde_json::to_writer(&mut out, value).map_err(|e| TitoError::Serialize(e.to_string()))?;
     Ok(out)
+}
+
+/// Decodes the JSON `body` of the value stored at `key`.
+pub(crate) fn decode_json<T: DeserializeOwned>(key: &[u8], body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| decode_error(key, e.to_string()))
 }
 
 /// Decodes what [`encode_versioned`] wrote with `version`; `what` names the value in errors.
@@ -50,16 +60,14 @@ pub(crate) fn decode_versioned<T: DeserializeOwned>(
     what: &str,
 ) -> Result<T> {
     match bytes.split_first() {
-        Some((&v, body)) if v == version => {
-            serde_json::from_slice(body).map_err(|e| decode_error(key, e.to_string()))
-        }
+        Some((&v, body)) if v == version => decode_json(key, body),
         _ => Err(decode_error(key, format!("unknown {what} format"))),
     }
 }
 
 /// Decodes a stored record into its model type.
 pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(body(key, bytes)?).map_err(|e| decode_error(key, e.to_string()))
+    decode_json(key, body(key, bytes)?)
 }
 
 /// Decodes a stored record into a JSON value.
