@@ -107,6 +107,52 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Model versions
+//!
+//! A change JSON cannot absorb (a field's type) takes a model version. Keep the old struct
+//! under another name; the new one reads what the old one wrote through `From`, writes its own
+//! version, and [`TitoModel::migrate`] rewrites the rest in the background.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use tito::prelude::*;
+//!
+//! #[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+//! #[tito(table = "posts")]
+//! struct PostV1 {
+//!     #[tito(id)]
+//!     id: String,
+//!     views: String,
+//! }
+//!
+//! #[derive(Debug, Clone, Default, Serialize, Deserialize, TitoModel)]
+//! #[tito(table = "posts", version = 2, from = PostV1)]
+//! struct Post {
+//!     #[tito(id)]
+//!     id: String,
+//!     #[tito(index)]
+//!     views: u64,
+//! }
+//!
+//! impl From<PostV1> for Post {
+//!     fn from(old: PostV1) -> Self {
+//!         Post { id: old.id, views: old.views.parse().unwrap_or(0) }
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), TitoError> {
+//! let db = Embedded::open("./data").await?;
+//! let posts = db.clone().model::<Post>();
+//! // Records `PostV1` wrote arrive converted.
+//! let old: Option<Post> = Post::get(&posts, "p1").await?;
+//! // Rewrites them as version 2 and builds the `views` index they lack.
+//! let done = posts.migrate(500, |p| eprintln!("{} records", p.records)).await?;
+//! assert!(done.migrated <= done.records);
+//! # let _ = old;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -179,10 +225,12 @@ pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use serde_json;
+    pub use tito_core::model::RecordShape;
     pub use tito_core::model::component::{combine_components, number_component, string_component};
     pub use tito_core::model::derived::{
-        Fanout, Hop, VersionField, push_components, push_index, relation_source, table_of,
-        typed_entries,
+        Fanout, Hop, VersionField, push_components, push_index, read_versioned, relation_source,
+        table_of, typed_entries,
     };
     pub use tito_core::query::{End, Field, QueryArg, Relation, TypedQuery};
     pub use tito_core::{

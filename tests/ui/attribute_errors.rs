@@ -64,4 +64,25 @@ struct HasManyWithoutIndex {
     missing: Vec<MissingId>,
 }
 
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "versions", version = 0)]
+struct VersionZero {
+    #[tito(id)]
+    id: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "versions", from = VersionZero)]
+struct FromWithoutVersion {
+    #[tito(id)]
+    id: String,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "versions", version = 1, from = VersionZero)]
+struct FromBeforeTheFirst {
+    #[tito(id)]
+    id: String,
+}
+
 fn main() {}

@@ -30,6 +30,14 @@ struct Post {
     revision: String,
 }
 
+/// Version 2 of `Post` with no `From<Post>` conversion.
+#[derive(Clone, Default, Serialize, Deserialize, TitoModel)]
+#[tito(table = "posts", version = 2, from = Post)]
+struct PostV2 {
+    #[tito(id)]
+    id: String,
+}
+
 fn queries(posts: &TitoModel<Post>) {
     let _ = Post::by_category(posts).value(5);
     let _ = Post::by_title(posts);

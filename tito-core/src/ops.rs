@@ -103,8 +103,8 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             Some(json)
         };
         let bytes = match &json {
-            Some(json) => record::encode(json)?,
-            None => record::encode(record)?,
+            Some(json) => record::encode_record(T::MODEL_VERSION, json)?,
+            None => record::encode_record(T::MODEL_VERSION, record)?,
         };
         let plan = KeyPlan::of(&self.schema.table, &id, record, json.as_ref(), typed)?;
         Ok(Prepared {
@@ -469,7 +469,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 }
             }
             if options.event.is_some() {
-                let json = record::decode_value(&record_key, bytes)?;
+                let json = self.current_value(&record_key, bytes)?;
                 let old: T = record::from_value(&record_key, json.clone())?;
                 event::publish(tx, &old, &self.schema.table, id, &json, &options).await?;
             }
@@ -569,6 +569,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 relations.push(relation);
             }
         }
+        let (shapes, table) = (&self.schema.shapes, &self.schema.table);
         let embedded: Vec<_> = (relations.iter())
             .filter_map(|r| match r {
                 Relationship::Embedded(config) => Some(*config),
@@ -576,22 +577,24 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             })
             .collect();
         if embedded.len() == relations.len()
-            && let Some(records) = relation::hydrate_top_level(tx, &embedded, &rows).await?
+            && let Some(records) =
+                relation::hydrate_top_level(tx, shapes, table, &embedded, &rows).await?
         {
             return Ok(records);
         }
         let mut values = rows
             .iter()
-            .map(|(key, bytes)| record::decode_value(key, bytes))
+            .map(|(key, bytes)| self.current_value(key, bytes))
             .collect::<Result<Vec<_>>>()?;
         let mut hydrated = relation::Hydrated::default();
         for relation in relations {
             match relation {
                 Relationship::Embedded(config) => {
-                    relation::hydrate(tx, config, &mut values, &mut hydrated).await?
+                    relation::hydrate(tx, shapes, config, &mut values, &mut hydrated).await?
                 }
                 Relationship::HasMany(def) => {
-                    relation::hydrate_has_many(tx, def, &rows, &mut values, &mut hydrated).await?
+                    relation::hydrate_has_many(tx, shapes, def, &rows, &mut values, &mut hydrated)
+                        .await?
                 }
             }
         }
@@ -599,6 +602,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             .zip(values)
             .map(|((key, _), value)| record::from_value(key, value))
             .collect()
+    }
+
+    /// A stored record of this table as JSON in the shape of the current model (converted when
+    /// an older model version wrote it).
+    fn current_value(&self, key: &[u8], bytes: &[u8]) -> Result<serde_json::Value> {
+        let json = record::current_json(&self.schema.shapes, &self.schema.table, key, bytes)?;
+        record::decode_json(key, &json)
     }
 
     /// Starts a query on the index `name`; add one `.value(..)` per leading index field.

@@ -28,6 +28,9 @@ pub struct ReindexProgress {
     pub added: u64,
     /// Index entries removed so far.
     pub removed: u64,
+    /// Records rewritten in the current model version so far (by
+    /// [`migrate`](TitoModel::migrate) only).
+    pub migrated: u64,
 }
 
 /// What [`TitoModel::verify`] found, read from one consistent snapshot.
@@ -60,6 +63,13 @@ impl VerifyReport {
     }
 }
 
+/// Whether a pass over the records also rewrites those older model versions wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Reindex,
+    Migrate,
+}
+
 impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     /// Brings every record's index entries and manifest in line with the model's current
     /// indexes (writing missing entries, removing ones it no longer calls for), `batch` records
@@ -71,6 +81,29 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     /// done stay done.
     pub async fn reindex(
         &self,
+        batch: usize,
+        progress: impl FnMut(&ReindexProgress),
+    ) -> Result<ReindexProgress> {
+        self.pass(Pass::Reindex, batch, progress).await
+    }
+
+    /// Rewrites every record an older version of the model wrote in the current shape (read
+    /// through [`from_stored`](TitoModelTrait::from_stored), stored with
+    /// [`MODEL_VERSION`](TitoModelTrait::MODEL_VERSION)), and reindexes every record as
+    /// [`reindex`](Self::reindex) does, `batch` records per transaction beside live writers,
+    /// calling `progress` after each batch. Safe to stop and run again: finished batches stay
+    /// finished.
+    pub async fn migrate(
+        &self,
+        batch: usize,
+        progress: impl FnMut(&ReindexProgress),
+    ) -> Result<ReindexProgress> {
+        self.pass(Pass::Migrate, batch, progress).await
+    }
+
+    async fn pass(
+        &self,
+        pass: Pass,
         batch: usize,
         mut progress: impl FnMut(&ReindexProgress),
     ) -> Result<ReindexProgress> {
@@ -87,16 +120,17 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 return Ok(done);
             };
             range.start = key_after(last);
-            let (added, removed) = self
+            let step = self
                 .engine
                 .transaction_with_retry(RetryPolicy::default(), |tx| {
                     let keys = &keys;
-                    async move { self.reindex_batch(keys, &tx).await }
+                    async move { self.reindex_batch(pass, keys, &tx).await }
                 })
                 .await?;
             done.records += keys.len() as u64;
-            done.added += added;
-            done.removed += removed;
+            done.added += step.added;
+            done.removed += step.removed;
+            done.migrated += step.migrated;
             progress(&done);
         }
     }
@@ -110,9 +144,15 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(rows.into_iter().map(|(key, _)| key).collect())
     }
 
-    /// Reindexes the records at `keys` in `tx`; returns the entries added and removed.
-    async fn reindex_batch(&self, keys: &[Vec<u8>], tx: &TitoTransaction<B>) -> Result<(u64, u64)> {
-        let (mut added, mut removed) = (0, 0);
+    /// Reindexes the records at `keys` in `tx` (migrating them too in a [`Pass::Migrate`]);
+    /// returns the entries added and removed and the records migrated.
+    async fn reindex_batch(
+        &self,
+        pass: Pass,
+        keys: &[Vec<u8>],
+        tx: &TitoTransaction<B>,
+    ) -> Result<ReindexProgress> {
+        let mut done = ReindexProgress::default();
         let records = self.decode_present(keys, tx).await?;
         let manifests = self.manifests(&records, tx).await?;
         let planned: Vec<Vec<u8>> = records
@@ -135,14 +175,16 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .iter()
                 .filter(|entry| !stored.contains(entry.key.as_slice()))
                 .collect();
-            if old == new && absent.is_empty() {
+            let migrate =
+                pass == Pass::Migrate && record::stored(key, stored_bytes)?.0 != T::MODEL_VERSION;
+            if old == new && absent.is_empty() && !migrate {
                 continue;
             }
             let unique: Vec<Vec<u8>> = Self::unique_keys(prepared).collect();
             self.check_unique(prepared, &tx.batch_get(&unique).await?)?;
             for stale in old.difference(&new) {
                 tx.delete(stale.to_vec()).await?;
-                removed += 1;
+                done.removed += 1;
             }
             for entry in absent {
                 let value = match entry.unique_index {
@@ -150,17 +192,23 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                     None => Vec::new(),
                 };
                 tx.put(entry.key.clone(), value).await?;
-                added += 1;
+                done.added += 1;
             }
             let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
             tx.put(manifest_key, plan::encode_manifest(&new_keys))
                 .await?;
-            // Writing the record makes a concurrent update of it a write-write conflict. The
-            // stored bytes go back as they were: re-serializing them through the running model
-            // would drop what it does not know (fields of a newer model, number spellings).
-            tx.put(key.clone(), stored_bytes.clone()).await?;
+            if migrate {
+                tx.put(key.clone(), prepared.bytes.clone()).await?;
+                done.migrated += 1;
+            } else {
+                // Writing the record makes a concurrent update of it a write-write conflict. The
+                // stored bytes go back as they were: re-serializing them through the running
+                // model would drop what it does not know (fields of a newer model, number
+                // spellings).
+                tx.put(key.clone(), stored_bytes.clone()).await?;
+            }
         }
-        Ok((added, removed))
+        Ok(done)
     }
 
     /// The records still stored at `keys`: key, stored bytes, and the record planned against

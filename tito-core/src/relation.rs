@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 use crate::backend::{Backend, KeyRange};
 use crate::error::{Result, TitoError};
 use crate::keyspace;
+use crate::model::RecordShape;
 use crate::model::TitoEmbeddedRelationshipConfig;
 use crate::model::json_path::{for_each_parent, split_parent, values_at};
 use crate::model::record;
@@ -94,10 +95,27 @@ async fn fetch<B: Backend>(
         .collect())
 }
 
+/// The records of table `model` named by `ids` as JSON in the shape of its current model, with
+/// their stored sizes: id -> (record, bytes).
+async fn fetch_values<B: Backend>(
+    tx: &TitoTransaction<B>,
+    shapes: &[RecordShape],
+    model: &str,
+    ids: Vec<String>,
+) -> Result<HashMap<String, (Value, usize)>> {
+    (fetch(tx, model, ids).await?.into_iter())
+        .map(|(id, (key, bytes))| {
+            let json = record::current_json(shapes, model, &key, &bytes)?;
+            Ok((id, (record::decode_json(&key, &json)?, bytes.len())))
+        })
+        .collect()
+}
+
 /// Fills `relation`'s destination field in every record of `records`, counting the bytes it
 /// copies in `hydrated`.
 pub(crate) async fn hydrate<B: Backend>(
     tx: &TitoTransaction<B>,
+    shapes: &[RecordShape],
     relation: &TitoEmbeddedRelationshipConfig,
     records: &mut [Value],
     hydrated: &mut Hydrated,
@@ -107,11 +125,7 @@ pub(crate) async fn hydrate<B: Backend>(
         .flat_map(|r| values_at(r, &relation.source_field_name))
         .filter_map(id_of)
         .collect();
-    let by_id: HashMap<String, (Value, usize)> = fetch(tx, &relation.model, ids)
-        .await?
-        .into_iter()
-        .map(|(id, (key, bytes))| Ok((id, (record::decode_value(&key, &bytes)?, bytes.len()))))
-        .collect::<Result<_>>()?;
+    let by_id = fetch_values(tx, shapes, &relation.model, ids).await?;
     let (parent, source) = split_parent(&relation.source_field_name);
     let (_, destination) = split_parent(&relation.destination_field_name);
     let mut failed = None;
@@ -155,6 +169,7 @@ pub(crate) async fn hydrate<B: Backend>(
 /// [`MAX_PAGE_LEN`] each: one scan of every record's entries at once and one batched read.
 pub(crate) async fn hydrate_has_many<B: Backend>(
     tx: &TitoTransaction<B>,
+    shapes: &[RecordShape],
     has_many: &HasManyDef,
     rows: &[(Vec<u8>, Vec<u8>)],
     records: &mut [Value],
@@ -177,11 +192,7 @@ pub(crate) async fn hydrate_has_many<B: Backend>(
         })
         .collect::<Result<Vec<_>>>()?;
     let ids = children.iter().flatten().cloned().collect();
-    let found: HashMap<String, (Value, usize)> = fetch(tx, &has_many.table, ids)
-        .await?
-        .into_iter()
-        .map(|(id, (key, bytes))| Ok((id, (record::decode_value(&key, &bytes)?, bytes.len()))))
-        .collect::<Result<_>>()?;
+    let found = fetch_values(tx, shapes, &has_many.table, ids).await?;
     for (record, ids) in records.iter_mut().zip(children) {
         let mut list = Vec::with_capacity(ids.len());
         for (child, len) in ids.iter().filter_map(|id| found.get(id)) {
@@ -234,6 +245,8 @@ impl<'de> Visitor<'de> for TopLevel {
 /// One batched read per relationship, as [`hydrate`].
 pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
     tx: &TitoTransaction<B>,
+    shapes: &[RecordShape],
+    table: &str,
     relations: &[&TitoEmbeddedRelationshipConfig],
     rows: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<Option<Vec<T>>> {
@@ -248,9 +261,11 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
     if names.len() != 2 * relations.len() {
         return Ok(None);
     }
+    let bodies = (rows.iter())
+        .map(|(key, bytes)| record::current_json(shapes, table, key, bytes))
+        .collect::<Result<Vec<_>>>()?;
     let mut parsed = Vec::with_capacity(rows.len());
-    for (key, bytes) in rows {
-        let body = record::body(key, bytes)?;
+    for body in &bodies {
         let mut json = serde_json::Deserializer::from_slice(body);
         match TopLevel.deserialize(&mut json) {
             Ok(fields) => parsed.push(fields),
@@ -283,7 +298,10 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
         let bodies: HashMap<String, Vec<u8>> = fetch(tx, &relation.model, ids)
             .await?
             .into_iter()
-            .map(|(id, (key, bytes))| Ok((id, record::body(&key, &bytes)?.to_vec())))
+            .map(|(id, (key, bytes))| {
+                let json = record::current_json(shapes, &relation.model, &key, &bytes)?;
+                Ok((id, json.into_owned()))
+            })
             .collect::<Result<_>>()?;
         refs.push(per_row);
         found.push(bodies);
@@ -390,13 +408,16 @@ mod tests {
             relation("tag_ids", "tags", "tag"),
         ];
         let refs: Vec<&TitoEmbeddedRelationshipConfig> = relations.iter().collect();
-        let spliced: Vec<Value> = hydrate_top_level(&tx, &refs, &rows).await.unwrap().unwrap();
+        let spliced: Vec<Value> = hydrate_top_level(&tx, &[], "post", &refs, &rows)
+            .await
+            .unwrap()
+            .unwrap();
         let mut values: Vec<Value> = rows
             .iter()
             .map(|(key, bytes)| record::decode_value(key, bytes).unwrap())
             .collect();
         for relation in &relations {
-            hydrate(&tx, relation, &mut values, &mut Hydrated::default())
+            hydrate(&tx, &[], relation, &mut values, &mut Hydrated::default())
                 .await
                 .unwrap();
         }
@@ -418,12 +439,12 @@ mod tests {
             vec![relation("a", "a", "t")],
         ] {
             let refs: Vec<&TitoEmbeddedRelationshipConfig> = relations.iter().collect();
-            let result = hydrate_top_level::<Value, _>(&tx, &refs, &rows).await;
+            let result = hydrate_top_level::<Value, _>(&tx, &[], "t", &refs, &rows).await;
             assert!(result.unwrap().is_none());
         }
         let not_an_object = vec![(b"k".to_vec(), record::encode(&json!([1])).unwrap())];
         let refs = [&relation("a", "b", "t")];
-        let result = hydrate_top_level::<Value, _>(&tx, &refs, &not_an_object).await;
+        let result = hydrate_top_level::<Value, _>(&tx, &[], "t", &refs, &not_an_object).await;
         assert!(result.unwrap().is_none());
     }
 }

@@ -22,6 +22,10 @@ pub struct ModelAttrs {
     pub events: Events,
     /// `partition_key = field`: the field choosing the queue partition (default: the id).
     pub partition_key: Option<Ident>,
+    /// `version = 2`: the version of the stored shape (default 1).
+    pub version: Option<SpannedValue<u32>>,
+    /// `from = PostV1`: the model of the previous version, converted with `From`.
+    pub from: Option<Path>,
 }
 
 /// `#[tito(..)]` on a field.

@@ -22,6 +22,8 @@ pub fn model(model: &Model) -> TokenStream {
         get_events(model),
         partition_key(model),
         version(model),
+        model_version(model),
+        related_shapes(model),
         typed_index_entries(model),
     ];
     let queries = model.indexes.iter().map(|index| typed_query(model, index));
@@ -210,6 +212,50 @@ fn version(model: &Model) -> TokenStream {
 
         fn set_version(&mut self, version: u64) {
             #field_of::set(&mut self.#field, version)
+        }
+    }
+}
+
+/// `MODEL_VERSION` and, with `from`, the conversion of older records.
+fn model_version(model: &Model) -> TokenStream {
+    let Some(shape) = &model.shape else {
+        return TokenStream::new();
+    };
+    let version = shape.version;
+    let from_stored = shape.from.as_ref().map(|older| {
+        let read = quote_spanned!(syn::spanned::Spanned::span(older)=>
+            ::tito::__private::read_versioned::<Self, #older>
+        );
+        quote! {
+            fn from_stored(
+                version: u32,
+                json: &[u8],
+            ) -> ::std::result::Result<Self, ::tito::__private::serde_json::Error> {
+                #read(version, json)
+            }
+        }
+    });
+    quote! {
+        const MODEL_VERSION: u32 = #version;
+        #from_stored
+    }
+}
+
+/// How to read the records of the related models, whatever version wrote them.
+fn related_shapes(model: &Model) -> TokenStream {
+    let targets = (model.relations.iter().map(|r| (&r.model, r.span)))
+        .chain(model.has_many.iter().map(|h| (&h.model, h.span)));
+    let shapes: Vec<_> = targets
+        .map(
+            |(target, span)| quote_spanned!(span=> ::tito::__private::RecordShape::of::<#target>()),
+        )
+        .collect();
+    if shapes.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn related_shapes() -> ::std::vec::Vec<::tito::__private::RecordShape> {
+            ::std::vec![#(#shapes),*]
         }
     }
 }

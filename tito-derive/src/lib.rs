@@ -22,6 +22,7 @@ use proc_macro::TokenStream;
 /// | `table = "users"` | struct | the table the records live in (required) |
 /// | `events("user", "audit")` | struct | event types published by writes with events |
 /// | `partition_key = field` | struct | the field choosing the events' queue partition (default: the id) |
+/// | `version = 2, from = PostV1` | struct | the version of the stored shape (default 1): records are stored with it, and records an older version wrote are read as `PostV1` (a model of the same table with a lower version, itself converting from older ones) and converted with `From<PostV1>`; `TitoModel::migrate` rewrites them |
 /// | `id` | field | the primary key (exactly one field; any `Display` type) |
 /// | `index` | field | an index on this field alone, named after the field's serialized name |
 /// | `unique` | field | the field's own index (as `index`) holds one record per value |

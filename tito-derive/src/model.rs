@@ -25,6 +25,8 @@ pub struct Model {
     pub events: Vec<LitStr>,
     pub partition_key: Option<Ident>,
     pub version: Option<Version>,
+    /// `version = N, from = Older`: the stored shape's version and the previous version's model.
+    pub shape: Option<Shape>,
     pub indexes: Vec<Index>,
     pub relations: Vec<Relation>,
     pub has_many: Vec<HasMany>,
@@ -39,6 +41,12 @@ pub struct HasMany {
     /// The generated associated constant (`POSTS`).
     pub constant: Ident,
     pub span: Span,
+}
+
+/// A model version above 1: `#[tito(version = N, from = Older)]` on the struct.
+pub struct Shape {
+    pub version: u32,
+    pub from: Option<Path>,
 }
 
 /// The `#[tito(version)]` field.
@@ -173,6 +181,7 @@ impl Model {
                     .with_span(key),
             );
         }
+        let shape = errors.handle(shape_of(&attrs.version, &attrs.from));
         let mut methods: HashMap<String, String> = HashMap::new();
         let mut indexes = Vec::new();
         for (name, members) in members {
@@ -206,10 +215,36 @@ impl Model {
             events: attrs.events.0,
             partition_key: attrs.partition_key,
             version,
+            shape: shape.flatten(),
             indexes,
             relations,
             has_many,
         })
+    }
+}
+
+/// The model version from the struct's `version` and `from`; `None` for version 1.
+fn shape_of(
+    version: &Option<SpannedValue<u32>>,
+    from: &Option<Path>,
+) -> darling::Result<Option<Shape>> {
+    match (version, from) {
+        (None, None) => Ok(None),
+        (None, Some(from)) => Err(Error::custom(
+            "`from` needs the model's own version: `#[tito(version = 2, from = ..)]`",
+        )
+        .with_span(from)),
+        (Some(version), _) if **version == 0 => {
+            Err(Error::custom("model versions start at 1").with_span(&version.span()))
+        }
+        (Some(version), Some(from)) if **version == 1 => Err(Error::custom(
+            "version 1 is the first: there is no older version to convert `from`",
+        )
+        .with_span(from)),
+        (Some(version), from) => Ok((**version > 1).then(|| Shape {
+            version: **version,
+            from: from.clone(),
+        })),
     }
 }
 

@@ -7,8 +7,12 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
+use std::cmp::Ordering;
+
 use crate::error::TitoError;
+use crate::model::TitoModelTrait;
 use crate::model::component::{IndexComponent, IndexedValues, combine_components};
+use crate::model::record::unreadable_version;
 
 /// Runs `build` to collect a record's index entries: the body of a generated
 /// `typed_index_entries`.
@@ -17,6 +21,27 @@ pub fn typed_entries(
 ) -> Option<Result<Vec<IndexedValues>, TitoError>> {
     let mut entries = Vec::new();
     Some(build(&mut entries).map(|()| entries))
+}
+
+/// Decodes a record stored by version `version` of model `T`, whose previous version is
+/// `Older`: the body of the `from_stored` that `#[tito(version = N, from = Older)]` generates.
+/// Older records are read as `Older` (through its own chain) and converted with `From`.
+pub fn read_versioned<T, Older>(version: u32, json: &[u8]) -> serde_json::Result<T>
+where
+    T: TitoModelTrait + From<Older>,
+    Older: TitoModelTrait,
+{
+    const {
+        assert!(
+            Older::MODEL_VERSION < T::MODEL_VERSION,
+            "a model's `from` model must have a lower version"
+        )
+    };
+    match version.cmp(&T::MODEL_VERSION) {
+        Ordering::Equal => serde_json::from_slice(json),
+        Ordering::Less => Older::from_stored(version, json).map(T::from),
+        Ordering::Greater => Err(unreadable_version(version, T::MODEL_VERSION)),
+    }
 }
 
 /// Appends the components of one index field value to `out`.

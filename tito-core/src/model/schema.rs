@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::{
-    TitoEmbeddedRelationshipConfig, TitoHasManyConfig, TitoIndexField, TitoModelTrait,
+    RecordShape, TitoEmbeddedRelationshipConfig, TitoHasManyConfig, TitoIndexField, TitoModelTrait,
 };
 
 /// One index as queries see it.
@@ -46,6 +46,9 @@ pub(crate) struct Schema {
     pub has_many: Vec<HasManyDef>,
     /// The serialized name of the version field, for optimistic checks.
     pub version_field: Option<String>,
+    /// How to read this table's records and those of the tables it hydrates, in the shapes of
+    /// their current models (this table's first).
+    pub shapes: Vec<RecordShape>,
     /// A configuration mistake found when the schema was read; every operation reports it.
     problem: Option<String>,
 }
@@ -117,6 +120,9 @@ impl Schema {
             relationships,
             has_many,
             version_field: model.version_field(),
+            shapes: std::iter::once(RecordShape::of::<T>())
+                .chain(T::related_shapes())
+                .collect(),
             problem,
         }
     }
