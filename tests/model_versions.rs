@@ -385,3 +385,151 @@ async fn an_older_record_hydrates_after_its_conversion() {
         [expected(&["f"]), expected(&["a"])].concat()
     );
 }
+
+/// A note as an older build knows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "notes")]
+struct NoteOld {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    title: String,
+    priority: u32,
+}
+
+/// The newer model: a new field with its index, and an index on a field the older one has. A
+/// new indexed field is an `Option`: records an older build writes lack it, and so have no entry
+/// in its index, as the newer model computes too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "notes")]
+struct NoteNew {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    title: String,
+    #[tito(index)]
+    priority: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tito(index)]
+    tag: Option<String>,
+}
+
+/// A model with an index whose condition other models cannot evaluate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
+#[tito(table = "notes")]
+struct NoteFlagged {
+    #[tito(id)]
+    id: String,
+    #[tito(index)]
+    title: String,
+    priority: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tito(index(name = "urgent", condition = NoteFlagged::is_urgent))]
+    tag: Option<String>,
+}
+
+impl NoteFlagged {
+    fn is_urgent(&self) -> bool {
+        self.priority > 5
+    }
+}
+
+fn note(id: &str, priority: u32, tag: &str) -> NoteNew {
+    NoteNew {
+        id: id.into(),
+        title: format!("note {id}"),
+        priority,
+        tag: Some(tag.into()),
+    }
+}
+
+async fn ids_by_priority(notes: &TitoModel<NoteNew, AnyBackend>, priority: u32) -> Vec<String> {
+    let found = NoteNew::by_priority(notes).value(priority).all().await;
+    found.unwrap().into_iter().map(|n| n.id).collect()
+}
+
+#[tokio::test]
+async fn an_older_model_keeps_the_fields_and_indexes_of_a_newer_one() {
+    let backend = support::backend().await;
+    let restarted = backend.clone();
+    // The older build starts first and caches the registry before the newer one exists.
+    let old_db = TitoEngine::new(backend.clone()).await.unwrap();
+    let old = old_db.clone().model::<NoteOld>();
+    assert!(NoteOld::get(&old, "warm-up").await.unwrap().is_none());
+
+    let new_db = TitoEngine::new(backend).await.unwrap();
+    let new = new_db.clone().model::<NoteNew>();
+    new_db
+        .transaction(|tx| {
+            let new = new.clone();
+            async move {
+                new.build_many(vec![note("a", 1, "red"), note("b", 2, "blue")], &tx)
+                    .await
+            }
+        })
+        .await
+        .unwrap();
+
+    // The older build updates a record: the tag it does not know survives, and the `priority`
+    // and `tag` indexes it does not declare follow the change.
+    old_db
+        .transaction(|tx| {
+            let old = old.clone();
+            async move {
+                let mut a = old.find_by_id_tx("a", vec![], &tx).await?;
+                a.priority = 9;
+                old.update(a, &tx).await
+            }
+        })
+        .await
+        .unwrap();
+    let a = NoteNew::get(&new, "a").await.unwrap().unwrap();
+    assert_eq!((a.priority, a.tag.as_deref()), (9, Some("red")));
+    assert_eq!(ids_by_priority(&new, 9).await, ["a"]);
+    assert!(ids_by_priority(&new, 1).await.is_empty());
+    let red = NoteNew::by_tag(&new).value("red").all().await.unwrap();
+    assert_eq!(red.len(), 1);
+
+    // A record the older build creates gets the entries of the newer indexes too.
+    old_db
+        .transaction(|tx| {
+            let old = old.clone();
+            async move {
+                let c = NoteOld {
+                    id: "c".into(),
+                    title: "note c".into(),
+                    priority: 2,
+                };
+                old.build(c, &tx).await
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_by_priority(&new, 2).await, ["b", "c"]);
+    let report = new.verify().await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+
+    // An index with a condition cannot be maintained by a model without it: the write is
+    // refused and nothing changes (seen by an older build started after it was registered).
+    let flagged = new_db.clone().model::<NoteFlagged>();
+    let titled = NoteFlagged::by_title(&flagged).value("note a").all().await;
+    assert_eq!(titled.unwrap().len(), 1);
+    let old_db = TitoEngine::new(restarted).await.unwrap();
+    let old = old_db.clone().model::<NoteOld>();
+    let refused = old_db
+        .transaction(|tx| {
+            let old = old.clone();
+            async move {
+                let mut b = old.find_by_id_tx("b", vec![], &tx).await?;
+                b.priority = 8;
+                old.update(b, &tx).await
+            }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, TitoError::IndexNotMaintained { index, .. } if index == "urgent"),
+        "{refused:?}"
+    );
+    assert_eq!(NoteNew::get(&new, "b").await.unwrap().unwrap().priority, 2);
+}

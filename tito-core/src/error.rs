@@ -74,6 +74,20 @@ pub enum TitoError {
         index: String,
     },
 
+    /// The table has an index the writing model does not declare and cannot maintain from the
+    /// registered definition (it has a condition or a generator), so the write would leave it
+    /// out of step with the record.
+    #[error(
+        "table `{table}` has the index `{index}`, which this model does not declare and cannot \
+         maintain: write through a model that declares it, or reindex through this one to drop it"
+    )]
+    IndexNotMaintained {
+        /// Table of the model.
+        table: String,
+        /// Name of the index.
+        index: String,
+    },
+
     /// The query does not fit the index or the model (unknown index, wrong values, ...).
     #[error("invalid query: {0}")]
     InvalidQuery(String),

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod foreign;
 pub mod inspect;
 pub mod keyspace;
 pub mod model;

@@ -12,11 +12,13 @@ use crate::backend::{Backend, Embedded};
 use crate::engine::TitoEngine;
 use crate::error::{Result, TitoError};
 use crate::event::{self, TitoOptions};
+use crate::foreign;
 use crate::keyspace;
 use crate::model::schema::{Relationship, Schema};
 use crate::model::{TitoModelTrait, json_path, record, storable};
 use crate::plan::{self, KeyPlan};
 use crate::query::IndexQuery;
+use crate::registry::RegisteredIndex;
 use crate::relation;
 use crate::txn::RetryPolicy;
 use crate::txn::TitoTransaction;
@@ -61,7 +63,7 @@ impl<B: Backend> TitoEngine<B> {
 pub(crate) struct Prepared {
     pub(crate) id: String,
     pub(crate) bytes: Vec<u8>,
-    json: Option<Value>,
+    pub(crate) json: Option<Value>,
     pub(crate) plan: KeyPlan,
 }
 
@@ -89,18 +91,11 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             TitoError::Serialize(format!("`{}` record `{id}`: {e}", self.schema.table))
         })?;
         let typed = record.typed_index_entries();
-        let hydrated_fields = (self.schema.relationships.iter())
-            .map(|r| r.destination_field_name.as_str())
-            .chain(self.schema.has_many.iter().map(|h| h.destination.as_str()));
-        let json = if typed.is_some() && !need_json && hydrated_fields.clone().next().is_none() {
+        let hydrates = !self.schema.relationships.is_empty() || !self.schema.has_many.is_empty();
+        let json = if typed.is_some() && !need_json && !hydrates {
             None
         } else {
-            let mut json =
-                serde_json::to_value(record).map_err(|e| TitoError::Serialize(e.to_string()))?;
-            for destination in hydrated_fields {
-                json_path::clear(&mut json, destination);
-            }
-            Some(json)
+            Some(self.record_json(record)?)
         };
         let bytes = match &json {
             Some(json) => record::encode_record(T::MODEL_VERSION, json)?,
@@ -113,6 +108,75 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             json,
             plan,
         })
+    }
+
+    /// `record` as stored: serialized, without the fields relationships fill.
+    fn record_json(&self, record: &T) -> Result<Value> {
+        let mut json =
+            serde_json::to_value(record).map_err(|e| TitoError::Serialize(e.to_string()))?;
+        let hydrated_fields = (self.schema.relationships.iter())
+            .map(|r| r.destination_field_name.as_str())
+            .chain(self.schema.has_many.iter().map(|h| h.destination.as_str()));
+        for destination in hydrated_fields {
+            json_path::clear(&mut json, destination);
+        }
+        Ok(json)
+    }
+
+    /// Keeps, in the record `prepared` replaces (`stored` at `key`), what a newer model wrote:
+    /// fails if a newer model version wrote it, and carries over the stored fields the model
+    /// does not know (see `foreign`).
+    fn keep_newer(
+        &self,
+        key: &[u8],
+        stored: &[u8],
+        record: &T,
+        prepared: &mut Prepared,
+    ) -> Result<()> {
+        let (version, _) = record::stored(key, stored)?;
+        if version > T::MODEL_VERSION {
+            let reason = record::unreadable_version(version, T::MODEL_VERSION);
+            return Err(record::decode_error(key, reason.to_string()));
+        }
+        let Some(known) = T::stored_fields().filter(|_| version == T::MODEL_VERSION) else {
+            return Ok(());
+        };
+        let unknown = foreign::unknown_fields(known, key, stored)?;
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut json = match prepared.json.take() {
+            Some(json) => json,
+            None => self.record_json(record)?,
+        };
+        if let Value::Object(object) = &mut json {
+            object.extend(unknown);
+        }
+        prepared.bytes = record::encode_record(T::MODEL_VERSION, &json)?;
+        prepared.json = Some(json);
+        Ok(())
+    }
+
+    /// Adds to `prepared` the entries of `indexes`, registered for the table but not declared
+    /// by the model, and checks their unique values in `tx`.
+    async fn plan_foreign(
+        &self,
+        record: &T,
+        prepared: &mut Prepared,
+        indexes: &[&RegisteredIndex],
+        tx: &TitoTransaction<B>,
+    ) -> Result<()> {
+        let json = match &prepared.json {
+            Some(json) => std::borrow::Cow::Borrowed(json),
+            None => std::borrow::Cow::Owned(self.record_json(record)?),
+        };
+        let (table, id) = (&self.schema.table, &prepared.id);
+        prepared.plan.extend_registered(table, id, &json, indexes)?;
+        if indexes.iter().any(|index| index.unique) {
+            let unique: Vec<Vec<u8>> = Self::unique_keys(prepared).collect();
+            self.check_unique(prepared, &tx.batch_get(&unique).await?)?;
+        }
+        Ok(())
     }
 
     /// Fails with a unique violation if a unique entry of `plan` belongs to another record.
@@ -206,13 +270,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         tx: &TitoTransaction<B>,
     ) -> Result<Vec<T>> {
         let span = debug_span!("tito.build", table = %self.schema.table, records = records.len());
-        self.engine.registered(&self.schema).await?;
+        let registry = self.engine.registered(&self.schema).await?;
         let mut records = records;
         if self.schema.version_field.is_some() {
             records.iter_mut().for_each(|record| record.set_version(1));
         }
         async {
-            let prepared = records
+            let mut prepared = records
                 .iter()
                 .map(|record| self.prepare(record, options.event.is_some()))
                 .collect::<Result<Vec<_>>>()?;
@@ -235,6 +299,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 let (mine, rest) = holders.split_at(Self::unique_keys(p).count());
                 self.check_unique(p, mine)?;
                 holders = rest;
+            }
+            let foreign = foreign::indexes(&self.schema, &registry)?;
+            if !foreign.is_empty() {
+                for (record, p) in records.iter().zip(prepared.iter_mut()) {
+                    self.plan_foreign(record, p, &foreign, tx).await?;
+                }
+                self.check_batch_duplicates(&prepared)?;
             }
             for ((record, p), record_key) in records.iter().zip(&prepared).zip(record_keys) {
                 tx.put(record_key, p.bytes.clone()).await?;
@@ -353,7 +424,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         create: bool,
     ) -> Result<T> {
         let span = debug_span!("tito.update", table = %self.schema.table, create);
-        self.engine.registered(&self.schema).await?;
+        let mut registry = self.engine.registered(&self.schema).await?;
         let mut record = record;
         // The version the write carries, checked against the stored one below; the record is
         // stored with the next.
@@ -373,7 +444,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             None => None,
         };
         async {
-            let prepared = self.prepare(&record, options.event.is_some())?;
+            let mut prepared = self.prepare(&record, options.event.is_some())?;
             let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
             let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
             let mut keys = vec![record_key.clone(), manifest_key.clone()];
@@ -392,6 +463,18 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 None => Vec::new(),
             };
             self.check_unique(&prepared, found.get(2..).unwrap_or_default())?;
+            if let Some(stored) = stored {
+                self.keep_newer(&record_key, stored, &record, &mut prepared)?;
+            }
+            if foreign::unknown_entries(&self.schema, &registry, &old_keys) {
+                // Another process registered an index since this one cached the registry.
+                registry = self.engine.reread_registry(&self.schema.table).await?;
+            }
+            let foreign = foreign::indexes(&self.schema, &registry)?;
+            if !foreign.is_empty() {
+                self.plan_foreign(&record, &mut prepared, &foreign, tx)
+                    .await?;
+            }
             let new_keys = prepared.plan.keys();
             let new_set: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
             let old_set: HashSet<&[u8]> = old_keys.iter().map(Vec::as_slice).collect();

@@ -11,6 +11,7 @@ use crate::model::json_path;
 use crate::model::{
     IndexedValues, TitoIndexBlockType, TitoIndexConfig, TitoIndexValue, TitoModelTrait,
 };
+use crate::registry::RegisteredIndex;
 
 /// One index entry a record owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,23 +57,54 @@ impl KeyPlan {
                     .collect::<Result<Vec<_>>>()?
             }
         };
-        let mut entries = Vec::new();
-        for IndexedValues { index, tuples } in values {
-            let is_unique = unique.contains(&index);
-            let prefix = keyspace::index_prefix(table, &index, is_unique);
-            for tuple in tuples {
-                let mut key = Vec::with_capacity(prefix.len() + tuple.len() + id.len() + 3);
-                key.extend_from_slice(&prefix);
-                key.extend_from_slice(&tuple);
-                entries.push(IndexEntry {
-                    key: keyspace::finish_index_key(key, id, is_unique),
-                    unique_index: is_unique.then(|| index.clone()),
-                });
-            }
+        let mut plan = KeyPlan {
+            entries: Vec::new(),
+        };
+        for values in values {
+            let is_unique = unique.contains(&values.index);
+            plan.push(table, id, values, is_unique);
         }
-        entries.sort_by(|a, b| a.key.cmp(&b.key));
-        entries.dedup_by(|a, b| a.key == b.key);
-        Ok(KeyPlan { entries })
+        plan.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        plan.entries.dedup_by(|a, b| a.key == b.key);
+        Ok(plan)
+    }
+
+    /// Adds the entries of `indexes`, which the model does not declare, computed from their
+    /// registered definitions and the serialized record `json`.
+    pub fn extend_registered(
+        &mut self,
+        table: &str,
+        id: &str,
+        json: &Value,
+        indexes: &[&RegisteredIndex],
+    ) -> Result<()> {
+        for index in indexes {
+            let config = TitoIndexConfig {
+                condition: true,
+                name: index.name.clone(),
+                fields: index.field_defs(),
+                custom_generator: None,
+            };
+            self.push(table, id, indexed_values(&config, json)?, index.unique);
+        }
+        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        self.entries.dedup_by(|a, b| a.key == b.key);
+        Ok(())
+    }
+
+    /// Adds one entry per tuple of `values`, unsorted.
+    fn push(&mut self, table: &str, id: &str, values: IndexedValues, is_unique: bool) {
+        let IndexedValues { index, tuples } = values;
+        let prefix = keyspace::index_prefix(table, &index, is_unique);
+        for tuple in tuples {
+            let mut key = Vec::with_capacity(prefix.len() + tuple.len() + id.len() + 3);
+            key.extend_from_slice(&prefix);
+            key.extend_from_slice(&tuple);
+            self.entries.push(IndexEntry {
+                key: keyspace::finish_index_key(key, id, is_unique),
+                unique_index: is_unique.then(|| index.clone()),
+            });
+        }
     }
 
     /// The keys of the entries, for the manifest.

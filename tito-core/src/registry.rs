@@ -24,7 +24,7 @@ use crate::backend::Backend;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::schema::{IndexDef, Schema};
-use crate::model::{TitoIndexBlockType, record};
+use crate::model::{TitoIndexBlockType, TitoIndexField, record};
 use crate::txn::TitoTransaction;
 
 /// Version byte of a stored table schema.
@@ -49,6 +49,10 @@ pub struct RegisteredIndex {
     pub fields: Vec<(String, String)>,
     /// Whether it holds one record per value.
     pub unique: bool,
+    /// Whether its entries follow from its fields alone, so that a model which does not declare
+    /// it can maintain it (see [`TitoError::IndexNotMaintained`]).
+    #[serde(default)]
+    pub plain: bool,
     /// Whether it can answer queries.
     pub state: IndexState,
 }
@@ -69,8 +73,22 @@ impl RegisteredIndex {
                 .map(|f| (f.name.clone(), kind(f.r#type).to_string()))
                 .collect(),
             unique: index.unique,
+            plain: index.plain,
             state,
         }
+    }
+
+    /// Its fields as an index configuration declares them.
+    pub(crate) fn field_defs(&self) -> Vec<TitoIndexField> {
+        (self.fields.iter())
+            .map(|(name, kind)| TitoIndexField {
+                name: name.clone(),
+                r#type: match kind.as_str() {
+                    "number" => TitoIndexBlockType::Number,
+                    _ => TitoIndexBlockType::String,
+                },
+            })
+            .collect()
     }
 
     /// Whether it is `index` as the model declares it (state aside). Runs before every query,
@@ -159,6 +177,14 @@ impl<B: Backend> crate::engine::TitoEngine<B> {
             })
             .await?;
         Ok(self.registry().cache(&schema.table, stored))
+    }
+
+    /// The registered schema of `table`, read again from the store and cached.
+    pub(crate) async fn reread_registry(&self, table: &str) -> Result<Arc<TableSchema>> {
+        let stored = self
+            .read(|tx| async move { read(&tx, table).await })
+            .await?;
+        Ok(self.registry().cache(table, stored))
     }
 
     /// Fails with [`TitoError::IndexNotReady`] unless index `index` of `schema`'s table can

@@ -15,13 +15,10 @@
 //! result once, instead of building, filling and converting a `serde_json::Value` tree per
 //! record (which cost a third of a hydrated page). Nested paths take the `Value` route.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
 
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::backend::{Backend, KeyRange};
 use crate::error::{Result, TitoError};
@@ -206,39 +203,6 @@ pub(crate) async fn hydrate_has_many<B: Backend>(
     Ok(())
 }
 
-/// The top-level fields of a stored JSON object, as raw text.
-type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
-
-/// Reads a JSON object's top-level fields without decoding their values.
-struct TopLevel;
-
-impl<'de> DeserializeSeed<'de> for TopLevel {
-    type Value = Fields<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Fields<'de>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopLevel {
-    type Value = Fields<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Fields<'de>, A::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            fields.push((key, map.next_value::<&'de RawValue>()?));
-        }
-        Ok(fields)
-    }
-}
-
 /// Decodes `rows` (record key, stored bytes) into records with `relations` hydrated, if every
 /// relationship names a top-level source and destination field distinct from the others, and
 /// every row is a JSON object; `None` otherwise (the caller then takes the `Value` route).
@@ -267,7 +231,7 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
     let mut parsed = Vec::with_capacity(rows.len());
     for body in &bodies {
         let mut json = serde_json::Deserializer::from_slice(body);
-        match TopLevel.deserialize(&mut json) {
+        match record::TopLevel.deserialize(&mut json) {
             Ok(fields) => parsed.push(fields),
             Err(_) => return Ok(None),
         }

@@ -23,6 +23,8 @@ pub fn model(model: &Model) -> TokenStream {
         partition_key(model),
         version(model),
         model_version(model),
+        stored_fields(model),
+        conditional_indexes(model),
         related_shapes(model),
         typed_index_entries(model),
     ];
@@ -238,6 +240,31 @@ fn model_version(model: &Model) -> TokenStream {
     quote! {
         const MODEL_VERSION: u32 = #version;
         #from_stored
+    }
+}
+
+/// The names of the model's fields in stored records, so a write keeps the fields it does not
+/// know (those of a newer model).
+fn stored_fields(model: &Model) -> TokenStream {
+    let Some(names) = &model.stored_fields else {
+        return TokenStream::new();
+    };
+    quote! {
+        fn stored_fields() -> ::std::option::Option<&'static [&'static str]> {
+            ::std::option::Option::Some(&[#(#names),*])
+        }
+    }
+}
+
+/// The names of the indexes with a condition.
+fn conditional_indexes(model: &Model) -> TokenStream {
+    let names = (model.indexes.iter())
+        .filter(|index| index.condition.is_some())
+        .map(|index| &index.name);
+    quote! {
+        fn conditional_indexes() -> ::std::option::Option<&'static [&'static str]> {
+            ::std::option::Option::Some(&[#(#names),*])
+        }
     }
 }
 

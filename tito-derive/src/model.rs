@@ -12,7 +12,7 @@ use syn::{Generics, Ident, LitStr, Path, Type, Visibility};
 
 use crate::attrs::{FieldAttrs, IndexAttr, ModelAttrs};
 use crate::relation::{Relation, relation_of};
-use crate::serde_names::{SerdeNames, json_name};
+use crate::serde_names::{SerdeNames, json_name, read_names};
 
 /// A model ready for code generation.
 pub struct Model {
@@ -25,6 +25,9 @@ pub struct Model {
     pub events: Vec<LitStr>,
     pub partition_key: Option<Ident>,
     pub version: Option<Version>,
+    /// Every top-level name a stored record's fields are read under; `None` with a flattened
+    /// field.
+    pub stored_fields: Option<Vec<String>>,
     /// `version = N, from = Older`: the stored shape's version and the previous version's model.
     pub shape: Option<Shape>,
     pub indexes: Vec<Index>,
@@ -104,6 +107,10 @@ impl Model {
             })
             .collect();
 
+        let stored_fields = (fields.iter())
+            .filter_map(|f| Some(read_names(f.ident.as_ref()?, &f.attrs, &serde)))
+            .collect::<Option<Vec<_>>>()
+            .map(|names| names.concat());
         let mut id: Option<(Ident, Span)> = None;
         let mut version: Option<Version> = None;
         let mut members: BTreeMap<String, Vec<Member>> = BTreeMap::new();
@@ -215,6 +222,7 @@ impl Model {
             events: attrs.events.0,
             partition_key: attrs.partition_key,
             version,
+            stored_fields,
             shape: shape.flatten(),
             indexes,
             relations,

@@ -27,6 +27,36 @@ pub fn json_name(field: &Ident, attrs: &[Attribute], serde: &SerdeNames) -> Stri
     serde_value(attrs, "rename").unwrap_or_else(|| serde.rename_all.apply_to_field(name))
 }
 
+/// Every name `field` is read under: its serialized name, a deserialize-side `rename` and each
+/// `alias`; `None` for a `flatten`ed field, whose names cannot be known.
+pub fn read_names(field: &Ident, attrs: &[Attribute], serde: &SerdeNames) -> Option<Vec<String>> {
+    let mut names = vec![json_name(field, attrs, serde)];
+    let mut flatten = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("flatten") {
+                flatten = true;
+                Ok(())
+            } else if meta.path.is_ident("alias") {
+                names.push(meta.value()?.parse::<LitStr>()?.value());
+                Ok(())
+            } else if meta.path.is_ident("rename") && !meta.input.peek(syn::Token![=]) {
+                meta.parse_nested_meta(|inner| {
+                    if inner.path.is_ident("deserialize") {
+                        names.push(inner.value()?.parse::<LitStr>()?.value());
+                    } else {
+                        skip(&inner)?;
+                    }
+                    Ok(())
+                })
+            } else {
+                skip(&meta)
+            }
+        });
+    }
+    (!flatten).then_some(names)
+}
+
 /// The serialize-side value of `key` in `#[serde(..)]` attributes: `key = ".."` or
 /// `key(serialize = "..")`. Malformed serde attributes are left for serde to report.
 fn serde_value(attrs: &[Attribute], key: &str) -> Option<String> {

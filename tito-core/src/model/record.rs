@@ -12,6 +12,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::TitoModelTrait;
 use crate::error::{Result, TitoError};
@@ -202,6 +203,39 @@ impl<'de> Visitor<'de> for NumberField<'_> {
             }
         }
         Ok(found)
+    }
+}
+
+/// The top-level fields of a stored JSON object, as raw text.
+pub(crate) type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// Reads a JSON object's top-level fields without decoding their values.
+pub(crate) struct TopLevel;
+
+impl<'de> DeserializeSeed<'de> for TopLevel {
+    type Value = Fields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Fields<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Fields<'de>, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            fields.push((key, map.next_value::<&'de RawValue>()?));
+        }
+        Ok(fields)
     }
 }
 

@@ -14,6 +14,9 @@ pub(crate) struct IndexDef {
     pub name: String,
     pub fields: Vec<TitoIndexField>,
     pub unique: bool,
+    /// Whether its entries follow from its fields alone (no condition, no generator), so a
+    /// model that does not declare it can maintain it from its registered definition.
+    pub plain: bool,
     /// Key prefix shared by all entries of the index.
     pub prefix: Vec<u8>,
 }
@@ -71,7 +74,11 @@ impl Schema {
                     problem = Some(format!("index `{}` has no fields", config.name));
                 }
                 let is_unique = unique.contains(&config.name);
+                // A hand-written model's conditions are not known: its indexes count as plain.
+                let plain = config.custom_generator.is_none()
+                    && !T::conditional_indexes().is_some_and(|c| c.contains(&config.name.as_str()));
                 IndexDef {
+                    plain,
                     prefix: keyspace::index_prefix(&table, &config.name, is_unique),
                     name: config.name,
                     fields: config.fields,
@@ -182,6 +189,7 @@ fn has_many_def(config: TitoHasManyConfig) -> std::result::Result<HasManyDef, St
     };
     Ok(HasManyDef {
         index: IndexDef {
+            plain: false,
             prefix: keyspace::index_prefix(&config.model, &config.index, config.unique),
             name: config.index,
             fields: vec![key_field],
