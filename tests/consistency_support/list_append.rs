@@ -404,7 +404,12 @@ fn dependency_cycle(
             }
         }
     }
-    let cycle = find_cycle(&nodes, &edges)?;
+    let found = find_cycle(&nodes, &edges)?;
+    // The shortest cycle through one of the found cycle's transactions: the smallest excerpt.
+    let cycle = (found.iter())
+        .filter_map(|&t| shortest_cycle_through(t, &nodes, &edges))
+        .min_by_key(Vec::len)
+        .unwrap_or(found);
     let mut lines = Vec::new();
     for (i, &t) in cycle.iter().enumerate() {
         let next = cycle[(i + 1) % cycle.len()];
@@ -424,7 +429,7 @@ fn dependency_cycle(
     ))
 }
 
-/// A shortest-found cycle through `edges` restricted to `nodes`: a depth-first search for a
+/// A cycle through `edges` restricted to `nodes`, if there is one: a depth-first search for a
 /// back edge, then the path along the search stack.
 fn find_cycle(nodes: &[usize], edges: &[HashMap<usize, &'static str>]) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
@@ -468,6 +473,39 @@ fn find_cycle(nodes: &[usize], edges: &[HashMap<usize, &'static str>]) -> Option
                     mark[t] = Mark::Done;
                     stack.pop();
                 }
+            }
+        }
+    }
+    None
+}
+
+/// The shortest cycle from `start` back to it (breadth-first), if any.
+fn shortest_cycle_through(
+    start: usize,
+    nodes: &[usize],
+    edges: &[HashMap<usize, &'static str>],
+) -> Option<Vec<usize>> {
+    let included: HashSet<usize> = nodes.iter().copied().collect();
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(t) = queue.pop_front() {
+        let mut next: Vec<usize> = edges[t].keys().copied().collect();
+        next.sort_unstable();
+        for s in next.into_iter().filter(|s| included.contains(s)) {
+            if s == start {
+                let mut cycle = vec![t];
+                while let Some(&p) = parent.get(cycle.last()?) {
+                    cycle.push(p);
+                }
+                if cycle.last() != Some(&start) {
+                    cycle.push(start);
+                }
+                cycle.reverse();
+                return Some(cycle);
+            }
+            if s != start && !parent.contains_key(&s) {
+                parent.insert(s, t);
+                queue.push_back(s);
             }
         }
     }
