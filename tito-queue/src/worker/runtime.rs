@@ -80,11 +80,26 @@ impl<B: Backend> Runtime<B> {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), TitoError> {
         let s = &self.settings;
-        TitoQueue {
+        // Registering is idempotent, so a failure the store may recover from (an unknown commit
+        // outcome included) is retried until it succeeds or the worker is stopped: a worker
+        // that ended here would stall its group with no error in sight.
+        let queue = TitoQueue {
             engine: self.engine.clone(),
+        };
+        loop {
+            match queue.register_group(&s.event_type, &s.group).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() || matches!(e, TitoError::CommitOutcomeUnknown(_)) => {
+                    warn!(error = %e, group = %s.group, "registering the queue group failed; retrying");
+                    tokio::select! {
+                        () = signalled(&mut shutdown) => return Ok(()),
+                        () = stop_requested(&mut stop) => return Ok(()),
+                        () = tokio::time::sleep(s.poll_interval) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        .register_group(&s.event_type, &s.group)
-        .await?;
         info!(event_type = %s.event_type, group = %s.group, worker = %s.worker_id, "queue worker started");
         let permits = Arc::new(Semaphore::new(s.concurrency));
         let mut tasks = JoinSet::new();
