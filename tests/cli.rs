@@ -151,3 +151,69 @@ async fn cli_reads_tables_records_indexes_and_the_queue() {
     assert_eq!(bad_limit.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The city model with an index on the name added.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, tito::TitoModel)]
+#[tito(table = "city")]
+struct NamedCity {
+    #[tito(id)]
+    id: String,
+    #[tito(index(name = "by_name"))]
+    name: String,
+    #[tito(index(name = "by_population"))]
+    population: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
+    let dir = std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()));
+    fill(&dir).await;
+    {
+        // A newer model declares `by_name` on a table with rows: it is registered as building.
+        let db = Embedded::open(&dir).await.unwrap();
+        let named = db.clone().model::<NamedCity>();
+        let err = NamedCity::by_name(&named).value("Rome").all().await;
+        assert!(
+            matches!(err, Err(TitoError::IndexNotReady { .. })),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        stdout(&tito(&dir, &["schema"])),
+        "city\tby_name\tname:string\t-\tbuilding\n\
+         city\tby_population\tpopulation:number\t-\treadable\n"
+    );
+
+    let verify = tito(&dir, &["verify", "city"]);
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    let report = String::from_utf8(verify.stdout).unwrap();
+    assert!(
+        report.starts_with("records 3\tentries 3\tmissing 3\t"),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8(verify.stderr)
+            .unwrap()
+            .contains("reindex")
+    );
+
+    let rebuilt = stdout(&tito(&dir, &["reindex", "city"]));
+    assert!(rebuilt.contains("entries added 3"), "{rebuilt}");
+    assert!(stdout(&tito(&dir, &["schema", "city"])).contains("by_name\tname:string\t-\treadable"));
+    let verified = stdout(&tito(&dir, &["verify", "city"]));
+    assert!(verified.starts_with("records 3\tentries 6\tmissing 0\torphans 0\tstale manifests 0"));
+
+    // The newer model now answers from the rebuilt index, and agrees with it.
+    let db = Embedded::open(&dir).await.unwrap();
+    let named = db.clone().model::<NamedCity>();
+    let rome = NamedCity::by_name(&named)
+        .value("Rome")
+        .all()
+        .await
+        .unwrap();
+    assert_eq!(rome.len(), 1);
+    assert!(named.verify().await.unwrap().is_consistent());
+    drop(db);
+    let missing = tito(&dir, &["schema", "nowhere"]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+}

@@ -253,6 +253,12 @@ async fn migrate_rewrites_older_records_and_builds_the_new_index() {
     let err = Post::by_views(&posts).gte(0).all().await.unwrap_err();
     assert!(matches!(err, TitoError::IndexNotReady { .. }), "{err:?}");
 
+    // Without the model, the registry cannot recompute what older versions wrote: those records
+    // are left unchecked, the rest verified.
+    let untyped = db.verify_table("posts").await.unwrap();
+    assert_eq!((untyped.records, untyped.unchecked), (6, 5), "{untyped:?}");
+    assert!(untyped.is_consistent(), "{untyped:?}");
+
     let mut seen = Vec::new();
     let done = posts.migrate(2, |p| seen.push(*p)).await.unwrap();
     assert_eq!((done.records, done.migrated), (6, 5), "{done:?}");
@@ -269,6 +275,9 @@ async fn migrate_rewrites_older_records_and_builds_the_new_index() {
     for id in ["a", "d", "f"] {
         is_decode_error(PostV2::get(&v2, id).await, "version 3");
     }
+    let untyped = db.verify_table("posts").await.unwrap();
+    assert_eq!((untyped.unchecked, untyped.entries), (0, 12), "{untyped:?}");
+    assert!(untyped.is_consistent(), "{untyped:?}");
     // Nothing is left to migrate.
     let again = posts.migrate(10, |_| {}).await.unwrap();
     assert_eq!((again.records, again.migrated), (6, 0));
@@ -532,4 +541,11 @@ async fn an_older_model_keeps_the_fields_and_indexes_of_a_newer_one() {
         "{refused:?}"
     );
     assert_eq!(NoteNew::get(&new, "b").await.unwrap().unwrap().priority, 2);
+
+    // Without models, the conditional index is kept as it is and the others are rebuilt.
+    let report = new_db.verify_table("notes").await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    let (orphans, rebuilt) = new_db.reindex_table("notes", 2, |_| {}).await.unwrap();
+    assert_eq!((orphans, rebuilt.added, rebuilt.removed), (0, 0, 0));
+    assert!(new.verify().await.unwrap().is_consistent());
 }

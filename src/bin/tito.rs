@@ -17,6 +17,11 @@ commands:
   records <table> [--limit N] [--after ID] records as JSON lines (default limit 20)
   get <table> <id>                        one record as JSON
   index <table> <index> [--limit N]       index entries: values -> record id
+  schema [table]                          registered indexes: fields, uniqueness, state
+  verify <table>                          checks index entries against the registry
+                                          (exit status 1 when inconsistent)
+  reindex <table>                         removes orphan entries, rebuilds the registered
+                                          indexes and marks them readable (writes)
   lag <event type> [group]                pending and retrying events per partition
   checkpoints <event type> [group]        progress per partition
   dead <event type> [group] [--limit N]   dead letters with their errors
@@ -83,12 +88,20 @@ async fn main() -> ExitCode {
             eprintln!("tito: {e}");
             ExitCode::FAILURE
         }
+        Err(Failure::Inconsistent) => {
+            eprintln!(
+                "tito: index entries are out of step; `tito <folder> reindex <table>` rebuilds them"
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
 enum Failure {
     Usage(String),
     Tito(TitoError),
+    /// `verify` found entries out of step.
+    Inconsistent,
 }
 
 impl From<TitoError> for Failure {
@@ -133,6 +146,54 @@ async fn run(args: Args) -> Result<(), Failure> {
             for entry in db.raw_index_entries(table, index, args.limit).await? {
                 println!("{}\t{}", entry.values, entry.id);
             }
+        }
+        ("schema", tables) => {
+            let schemas = match tables {
+                [] => db.table_schemas().await?,
+                [table] => vec![(table.clone(), db.table_schema(table).await?)],
+                _ => return Err(Failure::Usage("schema takes at most one table".into())),
+            };
+            for (table, schema) in schemas {
+                for index in schema.indexes {
+                    let fields: Vec<String> = (index.fields.iter())
+                        .map(|(name, kind)| format!("{name}:{kind}"))
+                        .collect();
+                    let unique = if index.unique { "unique" } else { "-" };
+                    let state = format!("{:?}", index.state).to_lowercase();
+                    println!(
+                        "{table}\t{}\t{}\t{unique}\t{state}",
+                        index.name,
+                        fields.join(",")
+                    );
+                }
+            }
+        }
+        ("verify", [table]) => {
+            let report = db.verify_table(table).await?;
+            println!(
+                "records {}\tentries {}\tmissing {}\torphans {}\tstale manifests {}\tunchecked {}",
+                report.records,
+                report.entries,
+                report.missing,
+                report.orphans,
+                report.stale_manifests,
+                report.unchecked
+            );
+            for sample in &report.samples {
+                println!("  {sample}");
+            }
+            if !report.is_consistent() {
+                return Err(Failure::Inconsistent);
+            }
+        }
+        ("reindex", [table]) => {
+            let (orphans, done) = db
+                .reindex_table(table, 500, |p| eprintln!("{} records", p.records))
+                .await?;
+            println!(
+                "orphans removed {orphans}\trecords {}\tentries added {}\tremoved {}",
+                done.records, done.added, done.removed
+            );
         }
         ("lag", [event_type, ..]) => {
             let queue = TitoQueue::new(db.clone());

@@ -33,13 +33,7 @@ pub(crate) fn indexes<'a>(
     let foreign: Vec<&RegisteredIndex> = (registry.indexes.iter())
         .filter(|registered| !schema.indexes.iter().any(|i| i.name == registered.name))
         .collect();
-    let kinds_known = |index: &RegisteredIndex| {
-        (index.fields.iter()).all(|(_, kind)| kind == "string" || kind == "number")
-    };
-    match foreign
-        .iter()
-        .find(|index| !index.plain || !kinds_known(index))
-    {
+    match foreign.iter().find(|index| !index.computable()) {
         Some(index) => Err(TitoError::IndexNotMaintained {
             table: schema.table.clone(),
             index: index.name.clone(),

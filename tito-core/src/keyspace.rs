@@ -71,6 +71,22 @@ pub fn schema_key(table: &str) -> Vec<u8> {
     key
 }
 
+/// The keys of every table's stored schema.
+pub fn schema_range() -> KeyRange {
+    KeyRange::prefix(&meta_key("schema"))
+}
+
+/// The table of a schema key, or `None` if `key` is not one.
+pub fn parse_schema_key(key: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(&[META])?;
+    match codec::decode_tuple(rest).ok()?.as_slice() {
+        [codec::KeyValue::Str(name), codec::KeyValue::Str(table)] if name == "schema" => {
+            Some(table.clone())
+        }
+        _ => None,
+    }
+}
+
 /// The key holding the database's [`FORMAT_VERSION`].
 pub fn format_key() -> Vec<u8> {
     meta_key("format")

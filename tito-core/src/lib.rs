@@ -17,6 +17,7 @@ pub mod model;
 pub mod ops;
 mod plan;
 pub mod query;
+pub mod registered;
 pub mod registry;
 pub mod reindex;
 mod relation;

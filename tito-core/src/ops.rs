@@ -67,6 +67,33 @@ pub(crate) struct Prepared {
     pub(crate) plan: KeyPlan,
 }
 
+impl Prepared {
+    /// The keys of its unique entries, in plan order.
+    pub(crate) fn unique_keys(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        (self.plan.entries.iter())
+            .filter(|e| e.unique_index.is_some())
+            .map(|e| e.key.clone())
+    }
+
+    /// Fails with a unique violation if one of its unique entries (whose current holders, in
+    /// plan order, are `holders`) belongs to another record of `table`.
+    pub(crate) fn check_unique(&self, table: &str, holders: &[Option<Vec<u8>>]) -> Result<()> {
+        let unique = (self.plan.entries.iter()).filter(|e| e.unique_index.is_some());
+        for (entry, holder) in unique.zip(holders) {
+            if let Some(holder) = holder
+                && holder.as_slice() != self.id.as_bytes()
+            {
+                return Err(TitoError::UniqueViolation {
+                    table: table.to_string(),
+                    index: entry.unique_index.clone().unwrap_or_default(),
+                    existing_id: String::from_utf8_lossy(holder).into_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     /// The database this model reads and writes.
     pub fn engine(&self) -> &TitoEngine<B> {
@@ -179,38 +206,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(())
     }
 
-    /// Fails with a unique violation if a unique entry of `plan` belongs to another record.
-    pub(crate) fn check_unique(
-        &self,
-        prepared: &Prepared,
-        holders: &[Option<Vec<u8>>],
-    ) -> Result<()> {
-        let unique = prepared
-            .plan
-            .entries
-            .iter()
-            .filter(|e| e.unique_index.is_some());
-        for (entry, holder) in unique.zip(holders) {
-            if let Some(holder) = holder
-                && holder.as_slice() != prepared.id.as_bytes()
-            {
-                return Err(TitoError::UniqueViolation {
-                    table: self.schema.table.clone(),
-                    index: entry.unique_index.clone().unwrap_or_default(),
-                    existing_id: String::from_utf8_lossy(holder).into_owned(),
-                });
-            }
-        }
-        Ok(())
+    /// Fails with a unique violation if a unique entry of `prepared` belongs to another record.
+    fn check_unique(&self, prepared: &Prepared, holders: &[Option<Vec<u8>>]) -> Result<()> {
+        prepared.check_unique(&self.schema.table, holders)
     }
 
-    pub(crate) fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
-        prepared
-            .plan
-            .entries
-            .iter()
-            .filter(|e| e.unique_index.is_some())
-            .map(|e| e.key.clone())
+    fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
+        prepared.unique_keys()
     }
 
     async fn write_entries(

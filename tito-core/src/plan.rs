@@ -22,7 +22,7 @@ pub(crate) struct IndexEntry {
 }
 
 /// Everything a version of a record writes besides the record itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct KeyPlan {
     pub entries: Vec<IndexEntry>,
 }

@@ -78,6 +78,12 @@ impl RegisteredIndex {
         }
     }
 
+    /// Whether its entries can be computed from its registered definition: it has no
+    /// condition or generator, and fields of the types this build knows.
+    pub fn computable(&self) -> bool {
+        self.plain && (self.fields.iter()).all(|(_, kind)| kind == "string" || kind == "number")
+    }
+
     /// Its fields as an index configuration declares them.
     pub(crate) fn field_defs(&self) -> Vec<TitoIndexField> {
         (self.fields.iter())
@@ -107,12 +113,18 @@ impl RegisteredIndex {
 pub struct TableSchema {
     /// Every index registered for the table, by any model of it.
     pub indexes: Vec<RegisteredIndex>,
+    /// The highest model version (`#[tito(version = N)]`) registered for the table; 0 before
+    /// any model registered one.
+    #[serde(default)]
+    pub model_version: u32,
 }
 
 impl TableSchema {
-    /// Whether every index of `schema` is registered as declared.
+    /// Whether every index of `schema` is registered as declared, with its model version.
     fn covers(&self, schema: &Schema) -> bool {
-        (schema.indexes.iter()).all(|index| self.get(&index.name).is_some_and(|r| r.matches(index)))
+        self.model_version >= schema.model_version
+            && (schema.indexes.iter())
+                .all(|index| self.get(&index.name).is_some_and(|r| r.matches(index)))
     }
 
     fn get(&self, name: &str) -> Option<&RegisteredIndex> {
@@ -125,11 +137,11 @@ impl TableSchema {
             .is_some_and(|r| r.state == IndexState::Readable)
     }
 
-    fn encode(&self) -> Result<Vec<u8>> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         record::encode_versioned(SCHEMA_V1, self)
     }
 
-    fn decode(key: &[u8], bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self> {
         record::decode_versioned(key, bytes, SCHEMA_V1, "schema")
     }
 }
@@ -239,6 +251,36 @@ impl<B: Backend> crate::engine::TitoEngine<B> {
     }
 }
 
+impl<B: Backend> crate::engine::TitoEngine<B> {
+    /// Marks the indexes `built` of `table` readable, each if it is still registered as it was
+    /// when its entries were built.
+    pub(crate) async fn mark_readable(&self, table: &str, built: &[RegisteredIndex]) -> Result<()> {
+        let stored = self
+            .transaction_with_retry(crate::txn::RetryPolicy::default(), |tx| async move {
+                let mut stored = read(&tx, table).await?;
+                let mut changed = false;
+                for index in &mut stored.indexes {
+                    let same = |b: &&RegisteredIndex| {
+                        (b.name == index.name && b.fields == index.fields)
+                            && b.unique == index.unique
+                    };
+                    if index.state != IndexState::Readable && built.iter().any(|b| same(&b)) {
+                        index.state = IndexState::Readable;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    tx.put(keyspace::schema_key(table), stored.encode()?)
+                        .await?;
+                }
+                Ok(stored)
+            })
+            .await?;
+        self.registry().cache(table, stored);
+        Ok(())
+    }
+}
+
 /// Registers the indexes of `schema` the stored schema lacks (or holds with another
 /// definition): readable if the table has no rows, building otherwise. Returns the schema as
 /// stored after it.
@@ -260,6 +302,7 @@ async fn register<B: Backend>(tx: &TitoTransaction<B>, schema: &Schema) -> Resul
             None => stored.indexes.push(registered),
         }
     }
+    stored.model_version = stored.model_version.max(schema.model_version);
     // By name, whatever order models declare them in.
     stored.indexes.sort_by(|a, b| a.name.cmp(&b.name));
     tx.put(keyspace::schema_key(&schema.table), stored.encode()?)

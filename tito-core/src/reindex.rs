@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use crate::backend::{Backend, KeyRange, KvPair, key_after};
+use crate::engine::TitoEngine;
 use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::{TitoModelTrait, record};
@@ -46,6 +47,9 @@ pub struct VerifyReport {
     pub orphans: u64,
     /// Records whose manifest does not list exactly the entries they call for.
     pub stale_manifests: u64,
+    /// Records whose entries could not be recomputed (by [`TitoEngine::verify_table`]: written
+    /// by another model version than the registry's), so only their orphans were checked.
+    pub unchecked: u64,
     /// Up to 20 of the problem keys, printed readably.
     pub samples: Vec<String>,
 }
@@ -65,9 +69,48 @@ impl VerifyReport {
 
 /// Whether a pass over the records also rewrites those older model versions wrote.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
+pub(crate) enum Pass {
     Reindex,
     Migrate,
+}
+
+/// How a pass over a table's records plans each record's index entries: through its model
+/// type, or from the schema registry for tools that know none.
+pub(crate) trait Planner: Sync {
+    /// The table the records are in.
+    fn table(&self) -> &str;
+
+    /// The record stored as `stored` at `key`, with the entries it calls for; `None` for a
+    /// record the planner cannot plan, whose entries stay as they are.
+    fn plan(&self, key: &[u8], stored: &[u8]) -> Result<Option<Prepared>>;
+
+    /// Whether a migration rewrites the record (an older model version wrote it).
+    fn outdated(&self, _key: &[u8], _stored: &[u8]) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Whether a listed entry stays as it is: one of an index the planner cannot compute.
+    fn keeps(&self, _entry: &[u8]) -> bool {
+        false
+    }
+}
+
+/// Plans records through model `T`.
+struct ModelPlanner<'a, T, B: Backend>(&'a TitoModel<T, B>);
+
+impl<T: TitoModelTrait, B: Backend> Planner for ModelPlanner<'_, T, B> {
+    fn table(&self) -> &str {
+        &self.0.schema.table
+    }
+
+    fn plan(&self, key: &[u8], stored: &[u8]) -> Result<Option<Prepared>> {
+        let record: T = record::decode(key, stored)?;
+        self.0.prepare(&record, false).map(Some)
+    }
+
+    fn outdated(&self, key: &[u8], stored: &[u8]) -> Result<bool> {
+        Ok(record::stored(key, stored)?.0 != T::MODEL_VERSION)
+    }
 }
 
 impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
@@ -105,18 +148,68 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         &self,
         pass: Pass,
         batch: usize,
-        mut progress: impl FnMut(&ReindexProgress),
+        progress: impl FnMut(&ReindexProgress),
     ) -> Result<ReindexProgress> {
         self.schema.check()?;
+        let records = Records::new(&self.engine, ModelPlanner(self));
+        let done = records.pass(pass, batch, progress).await?;
+        // Every record has its entries: the model's indexes can answer queries, and the
+        // entries of indexes it lacks are gone.
+        self.engine.reindexed(&self.schema).await?;
+        Ok(done)
+    }
+
+    /// Checks, in one snapshot, that every record's entries are stored and listed in its
+    /// manifest, and that every stored entry of the table belongs to a record.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.schema.check()?;
+        Records::new(&self.engine, ModelPlanner(self))
+            .verify()
+            .await
+    }
+
+    /// Deletes stored entries of the table that no record's manifest lists, then
+    /// [`reindex`](Self::reindex)es every record. Returns the number of orphans removed and the
+    /// reindex totals.
+    pub async fn repair(&self, batch: usize) -> Result<(u64, ReindexProgress)> {
+        self.schema.check()?;
+        let orphans = Records::new(&self.engine, ModelPlanner(self))
+            .remove_orphans(batch)
+            .await?;
+        let progress = self.reindex(batch, |_| {}).await?;
+        Ok((orphans, progress))
+    }
+}
+
+/// Passes over the records of one table, planned by `P`.
+pub(crate) struct Records<'a, B: Backend, P> {
+    engine: &'a TitoEngine<B>,
+    planner: P,
+}
+
+impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
+    pub(crate) fn new(engine: &'a TitoEngine<B>, planner: P) -> Self {
+        Records { engine, planner }
+    }
+
+    fn table(&self) -> &str {
+        self.planner.table()
+    }
+
+    /// Reindexes (or migrates) every record, `batch` per transaction, calling `progress` after
+    /// each batch.
+    pub(crate) async fn pass(
+        &self,
+        pass: Pass,
+        batch: usize,
+        mut progress: impl FnMut(&ReindexProgress),
+    ) -> Result<ReindexProgress> {
         let batch = batch.max(1);
         let mut done = ReindexProgress::default();
-        let mut range = keyspace::record_range(&self.schema.table);
+        let mut range = keyspace::record_range(self.table());
         loop {
             let keys = self.record_keys(&range, batch).await?;
             let Some(last) = keys.last() else {
-                // Every record has its entries: the model's indexes can answer queries, and the
-                // entries of indexes it lacks are gone.
-                self.engine.reindexed(&self.schema).await?;
                 return Ok(done);
             };
             range.start = key_after(last);
@@ -144,6 +237,15 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(rows.into_iter().map(|(key, _)| key).collect())
     }
 
+    /// The entries a record calls for: those planned, and the listed ones the planner keeps.
+    fn called_for(&self, prepared: &Prepared, listed: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut keys = prepared.plan.keys();
+        keys.extend(listed.iter().filter(|key| self.planner.keeps(key)).cloned());
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     /// Reindexes the records at `keys` in `tx` (migrating them too in a [`Pass::Migrate`]);
     /// returns the entries added and removed and the records migrated.
     async fn reindex_batch(
@@ -166,7 +268,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             .map(|(key, _)| key.as_slice())
             .collect();
         for ((key, stored_bytes, prepared), listed) in records.iter().zip(manifests) {
-            let new_keys = prepared.plan.keys();
+            let new_keys = self.called_for(prepared, &listed);
             let old: HashSet<&[u8]> = listed.iter().map(Vec::as_slice).collect();
             let new: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
             let absent: Vec<_> = prepared
@@ -175,13 +277,12 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .iter()
                 .filter(|entry| !stored.contains(entry.key.as_slice()))
                 .collect();
-            let migrate =
-                pass == Pass::Migrate && record::stored(key, stored_bytes)?.0 != T::MODEL_VERSION;
+            let migrate = pass == Pass::Migrate && self.planner.outdated(key, stored_bytes)?;
             if old == new && absent.is_empty() && !migrate {
                 continue;
             }
-            let unique: Vec<Vec<u8>> = Self::unique_keys(prepared).collect();
-            self.check_unique(prepared, &tx.batch_get(&unique).await?)?;
+            let unique: Vec<Vec<u8>> = prepared.unique_keys().collect();
+            prepared.check_unique(self.table(), &tx.batch_get(&unique).await?)?;
             for stale in old.difference(&new) {
                 tx.delete(stale.to_vec()).await?;
                 done.removed += 1;
@@ -194,7 +295,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 tx.put(entry.key.clone(), value).await?;
                 done.added += 1;
             }
-            let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
+            let manifest_key = keyspace::manifest_key(self.table(), &prepared.id);
             tx.put(manifest_key, plan::encode_manifest(&new_keys))
                 .await?;
             if migrate {
@@ -211,8 +312,8 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(done)
     }
 
-    /// The records still stored at `keys`: key, stored bytes, and the record planned against
-    /// the current model.
+    /// The records still stored at `keys` that the planner plans: key, stored bytes, and the
+    /// record as planned.
     async fn decode_present(
         &self,
         keys: &[Vec<u8>],
@@ -220,9 +321,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>, Prepared)>> {
         let mut records = Vec::with_capacity(keys.len());
         for (key, stored) in keys.iter().zip(tx.batch_get(keys).await?) {
-            if let Some(stored) = stored {
-                let record: T = record::decode(key, &stored)?;
-                let prepared = self.prepare(&record, false)?;
+            if let Some(stored) = stored
+                && let Some(prepared) = self.planner.plan(key, &stored)?
+            {
                 records.push((key.clone(), stored, prepared));
             }
         }
@@ -237,7 +338,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     ) -> Result<Vec<Vec<Vec<u8>>>> {
         let keys: Vec<Vec<u8>> = records
             .iter()
-            .map(|(_, _, prepared)| keyspace::manifest_key(&self.schema.table, &prepared.id))
+            .map(|(_, _, prepared)| keyspace::manifest_key(self.table(), &prepared.id))
             .collect();
         let found = tx.batch_get(&keys).await?;
         keys.iter()
@@ -251,8 +352,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
 
     /// Checks, in one snapshot, that every record's entries are stored and listed in its
     /// manifest, and that every stored entry of the table belongs to a record.
-    pub async fn verify(&self) -> Result<VerifyReport> {
-        self.schema.check()?;
+    pub(crate) async fn verify(&self) -> Result<VerifyReport> {
         let tx = self.engine.snapshot().await?;
         let result = self.verify_in(&tx).await;
         tx.finish(result).await
@@ -260,20 +360,21 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
 
     async fn verify_in(&self, tx: &TitoTransaction<B>) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let table = &self.schema.table;
+        let table = self.table();
         let mut range = keyspace::record_range(table);
         loop {
             let rows = tx.scan(range.clone(), PAGE).await?;
             let Some((last, _)) = rows.last() else { break };
             range.start = key_after(last);
+            report.records += rows.len() as u64;
             let keys: Vec<Vec<u8>> = rows.into_iter().map(|(key, _)| key).collect();
             let records = self.decode_present(&keys, tx).await?;
+            report.unchecked += (keys.len() - records.len()) as u64;
             let mut expected = Vec::new();
             for ((_, _, prepared), listed) in
                 records.iter().zip(self.manifests(&records, tx).await?)
             {
-                report.records += 1;
-                let keys = prepared.plan.keys();
+                let keys = self.called_for(prepared, &listed);
                 let listed: HashSet<&Vec<u8>> = listed.iter().collect();
                 if listed != keys.iter().collect() {
                     report.stale_manifests += 1;
@@ -304,15 +405,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(report)
     }
 
-    /// Deletes stored entries of the table that no record's manifest lists, then
-    /// [`reindex`](Self::reindex)es every record. Returns the number of orphans removed and the
-    /// reindex totals.
-    pub async fn repair(&self, batch: usize) -> Result<(u64, ReindexProgress)> {
-        self.schema.check()?;
+    /// Deletes the stored entries of the table that no record's manifest lists, `batch` per
+    /// transaction; returns how many.
+    pub(crate) async fn remove_orphans(&self, batch: usize) -> Result<u64> {
         let batch = batch.max(1);
         let mut orphans = 0;
         for unique in [false, true] {
-            let mut range = keyspace::index_range(&self.schema.table, unique);
+            let mut range = keyspace::index_range(self.table(), unique);
             loop {
                 let tx = self.engine.snapshot().await?;
                 let rows = tx.scan(range.clone(), batch).await;
@@ -334,8 +433,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                     .await?;
             }
         }
-        let progress = self.reindex(batch, |_| {}).await?;
-        Ok((orphans, progress))
+        Ok(orphans)
     }
 
     /// The entries among `rows` (index entries of this table) that their record's manifest,
@@ -354,7 +452,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 } else {
                     keyspace::id_from_index_key(key, 1)
                 };
-                keyspace::manifest_key(&self.schema.table, owner.as_deref().unwrap_or_default())
+                keyspace::manifest_key(self.table(), owner.as_deref().unwrap_or_default())
             })
             .collect();
         let manifests = tx.batch_get(&manifest_keys).await?;

@@ -49,6 +49,8 @@ pub(crate) struct Schema {
     pub has_many: Vec<HasManyDef>,
     /// The serialized name of the version field, for optimistic checks.
     pub version_field: Option<String>,
+    /// The model version the model writes.
+    pub model_version: u32,
     /// How to read this table's records and those of the tables it hydrates, in the shapes of
     /// their current models (this table's first).
     pub shapes: Vec<RecordShape>,
@@ -127,6 +129,7 @@ impl Schema {
             relationships,
             has_many,
             version_field: model.version_field(),
+            model_version: T::MODEL_VERSION,
             shapes: std::iter::once(RecordShape::of::<T>())
                 .chain(T::related_shapes())
                 .collect(),
