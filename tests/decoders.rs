@@ -50,6 +50,7 @@ fn pure_decoders_never_panic() {
             let _ = codec::decode_tuple(&input);
             let _ = codec::display_key(&input);
             let _ = keyspace::parse_record_key(&input);
+            let _ = keyspace::parse_schema_key(&input);
             for at in [0, 1, 2, input.len()] {
                 let _ = keyspace::id_from_index_key(&input, at);
                 let _ = keyspace::split_index_key(&input, at);
@@ -142,6 +143,7 @@ fn stored_records_manifests_cursors_and_query_values_never_panic() {
                 let found = items.find_by_id("b", vec![]).await.err();
                 let page = items.query_by_index("by_n").value(1).execute().await.err();
                 let verified = items.verify().await.err();
+                let untyped = db.verify_table("item").await.err();
                 let cursor = items
                     .query_by_index("by_n")
                     .cursor(Some(cursor))
@@ -171,7 +173,7 @@ fn stored_records_manifests_cursors_and_query_values_never_panic() {
                     })
                     .await
                     .err();
-                for err in [found, page, verified, cursor, value, updated]
+                for err in [found, page, verified, untyped, cursor, value, updated]
                     .iter()
                     .flatten()
                 {
