@@ -258,6 +258,11 @@ async fn migrate_rewrites_older_records_and_builds_the_new_index() {
     let untyped = db.verify_table("posts").await.unwrap();
     assert_eq!((untyped.records, untyped.unchecked), (6, 5), "{untyped:?}");
     assert!(untyped.is_consistent(), "{untyped:?}");
+    // Nor rebuild their entries: the new index stays unreadable until `migrate` runs.
+    let (_, rebuilt) = db.reindex_table("posts", 10, |_| {}).await.unwrap();
+    assert_eq!((rebuilt.records, rebuilt.skipped), (6, 5), "{rebuilt:?}");
+    let err = Post::by_views(&posts).gte(0).all().await.unwrap_err();
+    assert!(matches!(err, TitoError::IndexNotReady { .. }), "{err:?}");
 
     let mut seen = Vec::new();
     let done = posts.migrate(2, |p| seen.push(*p)).await.unwrap();

@@ -45,13 +45,15 @@ pub(crate) fn indexes<'a>(
 /// Whether the manifest `listed` (the entries a stored record has) names an index that neither
 /// `schema` declares nor `registry` holds.
 pub(crate) fn unknown_entries(schema: &Schema, registry: &TableSchema, listed: &[Vec<u8>]) -> bool {
-    let registered = (registry.indexes.iter())
-        .map(|index| keyspace::index_prefix(&schema.table, &index.name, index.unique));
-    let prefixes: Vec<Vec<u8>> = (schema.indexes.iter())
-        .map(|index| index.prefix.clone())
-        .chain(registered)
+    let declared = |key: &&Vec<u8>| (schema.indexes.iter()).any(|i| key.starts_with(&i.prefix));
+    let mut undeclared = listed.iter().filter(|key| !declared(key)).peekable();
+    if undeclared.peek().is_none() {
+        return false;
+    }
+    let registered: Vec<Vec<u8>> = (registry.indexes.iter())
+        .map(|index| keyspace::index_prefix(&schema.table, &index.name, index.unique))
         .collect();
-    (listed.iter()).any(|key| !prefixes.iter().any(|prefix| key.starts_with(prefix)))
+    undeclared.any(|key| !registered.iter().any(|prefix| key.starts_with(prefix)))
 }
 
 /// The top-level fields of the record stored as `stored` at `key` whose names are not in

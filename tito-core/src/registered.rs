@@ -117,8 +117,9 @@ impl<B: Backend> TitoEngine<B> {
 
     /// Removes `table`'s orphan entries and rebuilds the entries of its registered indexes
     /// from their definitions, `batch` records per transaction beside live writers, calling
-    /// `progress` after each batch; then marks the indexes it computed readable. Returns the
-    /// orphans removed and the rebuild's totals.
+    /// `progress` after each batch; then marks the indexes it computed readable, unless it had
+    /// to skip records another model version wrote (their model's `migrate` or `reindex` builds
+    /// those). Returns the orphans removed and the rebuild's totals.
     pub async fn reindex_table(
         &self,
         table: &str,
@@ -132,7 +133,9 @@ impl<B: Backend> TitoEngine<B> {
         let computed: Vec<RegisteredIndex> = (schema.indexes.into_iter())
             .filter(RegisteredIndex::computable)
             .collect();
-        self.mark_readable(table, &computed).await?;
+        if done.skipped == 0 {
+            self.mark_readable(table, &computed).await?;
+        }
         Ok((orphans, done))
     }
 }

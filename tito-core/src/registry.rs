@@ -199,6 +199,33 @@ impl<B: Backend> crate::engine::TitoEngine<B> {
         Ok(self.registry().cache(table, stored))
     }
 
+    /// Marks the indexes `built` of `table` readable, each if it is still registered as it was
+    /// when its entries were built.
+    pub(crate) async fn mark_readable(&self, table: &str, built: &[RegisteredIndex]) -> Result<()> {
+        let stored = self
+            .transaction_with_retry(crate::txn::RetryPolicy::default(), |tx| async move {
+                let mut stored = read(&tx, table).await?;
+                let mut changed = false;
+                for index in &mut stored.indexes {
+                    let was_built = built.iter().any(|b| {
+                        b.name == index.name && b.fields == index.fields && b.unique == index.unique
+                    });
+                    if was_built && index.state != IndexState::Readable {
+                        index.state = IndexState::Readable;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    tx.put(keyspace::schema_key(table), stored.encode()?)
+                        .await?;
+                }
+                Ok(stored)
+            })
+            .await?;
+        self.registry().cache(table, stored);
+        Ok(())
+    }
+
     /// Fails with [`TitoError::IndexNotReady`] unless index `index` of `schema`'s table can
     /// answer queries; a building index is read again from the store first.
     pub(crate) async fn check_readable(&self, schema: &Schema, index: &str) -> Result<()> {
@@ -247,36 +274,6 @@ impl<B: Backend> crate::engine::TitoEngine<B> {
             })
             .await?;
         self.registry().cache(&schema.table, stored);
-        Ok(())
-    }
-}
-
-impl<B: Backend> crate::engine::TitoEngine<B> {
-    /// Marks the indexes `built` of `table` readable, each if it is still registered as it was
-    /// when its entries were built.
-    pub(crate) async fn mark_readable(&self, table: &str, built: &[RegisteredIndex]) -> Result<()> {
-        let stored = self
-            .transaction_with_retry(crate::txn::RetryPolicy::default(), |tx| async move {
-                let mut stored = read(&tx, table).await?;
-                let mut changed = false;
-                for index in &mut stored.indexes {
-                    let same = |b: &&RegisteredIndex| {
-                        (b.name == index.name && b.fields == index.fields)
-                            && b.unique == index.unique
-                    };
-                    if index.state != IndexState::Readable && built.iter().any(|b| same(&b)) {
-                        index.state = IndexState::Readable;
-                        changed = true;
-                    }
-                }
-                if changed {
-                    tx.put(keyspace::schema_key(table), stored.encode()?)
-                        .await?;
-                }
-                Ok(stored)
-            })
-            .await?;
-        self.registry().cache(table, stored);
         Ok(())
     }
 }

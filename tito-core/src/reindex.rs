@@ -32,6 +32,10 @@ pub struct ReindexProgress {
     /// Records rewritten in the current model version so far (by
     /// [`migrate`](TitoModel::migrate) only).
     pub migrated: u64,
+    /// Records left as they were because their entries cannot be recomputed without their
+    /// model (by [`TitoEngine::reindex_table`] only: written by another model version than the
+    /// registry's).
+    pub skipped: u64,
 }
 
 /// What [`TitoModel::verify`] found, read from one consistent snapshot.
@@ -224,6 +228,7 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
             done.added += step.added;
             done.removed += step.removed;
             done.migrated += step.migrated;
+            done.skipped += step.skipped;
             progress(&done);
         }
     }
@@ -254,8 +259,11 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
         keys: &[Vec<u8>],
         tx: &TitoTransaction<B>,
     ) -> Result<ReindexProgress> {
-        let mut done = ReindexProgress::default();
-        let records = self.decode_present(keys, tx).await?;
+        let (records, skipped) = self.decode_present(keys, tx).await?;
+        let mut done = ReindexProgress {
+            skipped,
+            ..ReindexProgress::default()
+        };
         let manifests = self.manifests(&records, tx).await?;
         let planned: Vec<Vec<u8>> = records
             .iter()
@@ -312,22 +320,23 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
         Ok(done)
     }
 
-    /// The records still stored at `keys` that the planner plans: key, stored bytes, and the
-    /// record as planned.
+    /// The records still stored at `keys` that the planner plans (key, stored bytes, and the
+    /// record as planned), and how many stored ones it could not plan.
     async fn decode_present(
         &self,
         keys: &[Vec<u8>],
         tx: &TitoTransaction<B>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>, Prepared)>> {
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>, Prepared)>, u64)> {
         let mut records = Vec::with_capacity(keys.len());
+        let mut skipped = 0;
         for (key, stored) in keys.iter().zip(tx.batch_get(keys).await?) {
-            if let Some(stored) = stored
-                && let Some(prepared) = self.planner.plan(key, &stored)?
-            {
-                records.push((key.clone(), stored, prepared));
+            let Some(stored) = stored else { continue };
+            match self.planner.plan(key, &stored)? {
+                Some(prepared) => records.push((key.clone(), stored, prepared)),
+                None => skipped += 1,
             }
         }
-        Ok(records)
+        Ok((records, skipped))
     }
 
     /// The index keys each record's manifest lists, in one batched read.
@@ -368,8 +377,8 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
             range.start = key_after(last);
             report.records += rows.len() as u64;
             let keys: Vec<Vec<u8>> = rows.into_iter().map(|(key, _)| key).collect();
-            let records = self.decode_present(&keys, tx).await?;
-            report.unchecked += (keys.len() - records.len()) as u64;
+            let (records, unchecked) = self.decode_present(&keys, tx).await?;
+            report.unchecked += unchecked;
             let mut expected = Vec::new();
             for ((_, _, prepared), listed) in
                 records.iter().zip(self.manifests(&records, tx).await?)
