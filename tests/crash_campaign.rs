@@ -13,7 +13,7 @@
 //! (publish, transactional and plain handling, lease takeover, retention) and `replay`
 //! (handlers failing into dead letters, replayed).
 //!
-//! `TITO_CRASH_SEED` (default 0x7170) seeds the campaign, `TITO_CRASH_KILLS` (default 3) is
+//! `TITO_CRASH_SEED` (default 0x7170) seeds the campaign, `TITO_CRASH_KILLS` (default 6) is
 //! the number of child runs per scenario. The seed fixes every choice, not the timing: a kill
 //! after a delay lands where the machine's speed puts it. The long campaign:
 //! `TITO_CRASH_KILLS=500 cargo test --release --all-features --test crash_campaign -- --nocapture`
@@ -30,7 +30,7 @@ use crash_support::*;
 use tito::Embedded;
 
 const DEFAULT_SEED: u64 = 0x7170;
-const DEFAULT_KILLS: u64 = 3;
+const DEFAULT_KILLS: u64 = 6;
 
 /// The child: runs the scenario its environment names, until killed. Ignored unless run by
 /// the campaign, which sets `TITO_CRASH_CHILD_DIR`.
@@ -135,6 +135,33 @@ struct Figures {
     reindex_batches: u64,
     checks: u64,
     drain_dead_letters: u64,
+    /// Runs of `reindex` that ended after a reindex batch and before the reindex finished.
+    ended_mid_reindex: u64,
+    /// Reindex or repair runs ended by an unknown commit outcome or conflicts, run again.
+    maintenance_reruns: u64,
+    /// Faults injected into queue workers' commits (acknowledgements, leases, replays):
+    /// applied but reported unknown, not applied and reported unknown, conflicts.
+    ack_faults: [u64; 3],
+}
+
+impl Figures {
+    /// Figures that need a whole run's lines.
+    fn count_run(&mut self, lines: &[String]) {
+        let words: Vec<Vec<&str>> = lines.iter().filter_map(|l| parse(l)).collect();
+        let said = |what: &str| words.iter().any(|w| w[0] == what);
+        if said("reindexed") && !said("reindex-done") {
+            self.ended_mid_reindex += 1;
+        }
+        self.maintenance_reruns += (words.iter())
+            .filter(|w| w[0] == "reindex-rerun" || w[0] == "repair-rerun")
+            .count() as u64;
+        // The counts are cumulative within a run: its last report.
+        if let Some(counts) = words.iter().rev().find(|w| w[0] == "faults") {
+            for (sum, n) in self.ack_faults.iter_mut().zip(counts[1].split('/')) {
+                *sum += n.parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
 }
 
 /// The longest a child runs before the parent kills it.
@@ -186,6 +213,7 @@ async fn campaign(scenario: &str, salt: u64) {
                 ));
             }
         }
+        figures.count_run(&outcome.lines);
         let copy = dir.with_extension("check");
         copy_dir(&dir, &copy);
         let db = Embedded::open(&copy).await.unwrap();

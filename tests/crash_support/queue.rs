@@ -190,6 +190,7 @@ pub async fn child_queue(dir: &Path, seed: u64, replay: bool) {
     faulty.set_active(true);
     let workers = start_workers(&queue, &run, replay, abort);
     let replayer = replay.then(|| tokio::spawn(replay_loop(queue.clone(), abort)));
+    let reporter = tokio::spawn(report_faults(faulty));
     emit("ready");
     let owners = owners();
     for _ in 0..PUBLISHES {
@@ -216,6 +217,7 @@ pub async fn child_queue(dir: &Path, seed: u64, replay: bool) {
     for worker in workers {
         worker.abort();
     }
+    reporter.abort();
     emit("done");
 }
 
@@ -297,6 +299,20 @@ async fn replay_loop<B: Backend>(queue: Arc<TitoQueue<B>>, abort: Option<AbortAt
             // An unknown outcome or an exhausted retry: the next round sees what is left.
             Err(e) => emit(&format!("replay-error {e}")),
         }
+    }
+}
+
+/// Prints the faults injected into the workers' commits so far, every 200 ms, for the figures:
+/// `faults <unknown applied>/<unknown not applied>/<conflicts>`.
+async fn report_faults(faulty: Faulty<Embedded>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let c = faulty.injected();
+        let counts = format!(
+            "{}/{}/{}",
+            c.unknown_applied, c.unknown_not_applied, c.conflicts
+        );
+        emit(&format!("faults {counts}"));
     }
 }
 
