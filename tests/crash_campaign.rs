@@ -16,7 +16,8 @@
 //! `TITO_CRASH_SEED` (default 0x7170) seeds the campaign, `TITO_CRASH_KILLS` (default 6) is
 //! the number of child runs per scenario. The seed fixes every choice, not the timing: a kill
 //! after a delay lands where the machine's speed puts it. The long campaign:
-//! `TITO_CRASH_KILLS=500 cargo test --release --all-features --test crash_campaign -- --nocapture`
+//! `TITO_CRASH_KILLS=450 cargo test --release --test crash_campaign campaign -- --nocapture
+//! --test-threads=4` (figures in `docs/reliability.md`).
 
 mod crash_support;
 
