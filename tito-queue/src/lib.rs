@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+mod clock;
 mod handler;
 mod inspect;
 mod queue;
@@ -46,6 +47,7 @@ use tito_core::event::PARTITIONS;
 use tito_core::{Backend, TitoEvent};
 use tokio::sync::broadcast;
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use handler::{BoxFuture, HandlerFuture, MAX_ERROR_LEN};
 pub use inspect::PartitionLag;
 pub use queue::TitoQueue;

@@ -21,7 +21,7 @@ use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
 use tokio::sync::oneshot;
 
-use super::lease::{micros, now_micros};
+use super::lease::micros;
 use super::runtime::Runtime;
 use crate::stored::{Checkpoint, PartitionLease};
 
@@ -144,7 +144,7 @@ async fn write<B: Backend>(
         ));
     }
     let mut found = tx.batch_get(&reads).await?.into_iter().zip(reads);
-    let now = now_micros();
+    let now = s.now_micros();
     let expires_at = now.saturating_add(micros(s.lease_ttl));
     let mut held = Vec::with_capacity(parts.len());
     for part in parts {

@@ -8,10 +8,9 @@
 //! lease gets the next fencing token, so an older holder can no longer acknowledge.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::SystemTime;
 
 use tito_core::backend::KeyRange;
-use tito_core::event::{PARTITIONS, micros_since_epoch};
+use tito_core::event::PARTITIONS;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoTransaction};
 use tracing::{debug, warn};
@@ -34,10 +33,6 @@ const MEMBERS: usize = 100_000;
 /// Most gone members removed per heartbeat.
 const GONE_PER_HEARTBEAT: usize = 256;
 
-pub(crate) fn now_micros() -> u64 {
-    micros_since_epoch(SystemTime::now())
-}
-
 pub(crate) fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -57,7 +52,7 @@ struct Plan {
 /// One heartbeat; `active == false` (paused or stopping) releases everything idle.
 pub(crate) async fn heartbeat<B: Backend>(rt: &Runtime<B>, active: bool) -> Result<(), TitoError> {
     let s = &rt.settings;
-    let now = now_micros();
+    let now = s.now_micros();
     let ttl = micros(s.lease_ttl);
     let (members, leases) = read_view(rt).await?;
     let targets = if active {
@@ -232,7 +227,7 @@ async fn read_view<B: Backend>(
         keys::lease_key(&s.event_type, &s.group, s.partitions.end.min(PARTITIONS)),
     );
     let mut leases = HashMap::new();
-    let now = now_micros();
+    let now = s.now_micros();
     for (key, value) in tx.scan(range, PARTITIONS as usize).await? {
         if let Some(p) = keys::partition_in_key(&key, lease_prefix_len) {
             leases.insert(p, read_lease(&key, &value, now));

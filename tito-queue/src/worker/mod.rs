@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::PartitionConfig;
+use crate::clock::{Clock, SystemClock};
 use crate::handler::{Handler, HandlerFuture};
 use crate::queue::TitoQueue;
 use stats::Counters;
@@ -56,9 +57,15 @@ pub(crate) struct Settings {
     pub idle_poll_interval: Duration,
     pub shutdown_timeout: Duration,
     pub handler_timeout: Option<Duration>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Settings {
+    /// The worker's wall clock now, in microseconds since the Unix epoch.
+    pub fn now_micros(&self) -> u64 {
+        self.clock.now_micros()
+    }
+
     /// How often leases and membership are renewed: the set interval, or a third of the TTL.
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
@@ -121,6 +128,7 @@ impl<B: Backend> Worker<B> {
                 idle_poll_interval: Duration::from_millis(500),
                 shutdown_timeout: Duration::from_secs(30),
                 handler_timeout: Some(DEFAULT_HANDLER_TIMEOUT),
+                clock: Arc::new(SystemClock),
             },
             leader: None,
             shutdown: None,
@@ -160,6 +168,14 @@ impl<B: Backend> Worker<B> {
     /// dead letter.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.settings.retry = policy;
+        self
+    }
+
+    /// The wall clock the worker reads for lease expiry, due times and retention (the system
+    /// clock by default). Tests give workers a [`TokioClock`](crate::TokioClock) to run long
+    /// pauses on Tokio's virtual time and to skew workers' clocks against each other.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.settings.clock = Arc::new(clock);
         self
     }
 

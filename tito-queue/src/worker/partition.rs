@@ -30,7 +30,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{Instrument, debug, debug_span, error, warn};
 
 use super::ack::{ACK_ATTEMPTS, AckBatch, AckError, acknowledge};
-use super::lease::now_micros;
 use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::{KeyProgress, Parked};
@@ -257,7 +256,7 @@ impl<B: Backend> PartitionRun<B> {
     }
 
     async fn handle_due_retries(&mut self) -> Result<(), Stop> {
-        let now = now_micros();
+        let now = self.rt.settings.now_micros();
         let due: Vec<String> = (self.parked.iter())
             .filter(|(_, due)| **due <= now)
             .map(|(key, _)| key.clone())
@@ -403,7 +402,7 @@ impl<B: Backend> PartitionRun<B> {
     ) -> Result<bool, TitoError> {
         let rt = self.rt.clone();
         let s = &rt.settings;
-        let now = now_micros();
+        let now = s.now_micros();
         self.rt.counters.failed_attempt();
         if attempts >= s.retry.max_attempts {
             warn!(event_id = %event.id, attempts, %error, "queue event dead-lettered");
@@ -581,7 +580,7 @@ impl<B: Backend> PartitionRun<B> {
         match held {
             Some(held)
                 if held.token == self.token
-                    && held.expires_at > now_micros().saturating_add(margin) =>
+                    && held.expires_at > self.rt.settings.now_micros().saturating_add(margin) =>
             {
                 Ok(())
             }
@@ -595,7 +594,7 @@ impl<B: Backend> PartitionRun<B> {
         self.remove(source.to_vec());
         let s = &self.rt.settings;
         if s.retention.is_some() {
-            let key = keys::done_key(&s.event_type, &s.group, now_micros(), &event.id);
+            let key = keys::done_key(&s.event_type, &s.group, s.now_micros(), &event.id);
             self.batch.put(key, encode_event(event)?);
         }
         self.batch.handled(event);

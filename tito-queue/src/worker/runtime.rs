@@ -173,7 +173,7 @@ impl<B: Backend> Runtime<B> {
                     if let Some(due) = self.state.lock().next_due() {
                         // At least a millisecond: a due retry the sweep could not start waits
                         // for its partition's task to end, which wakes the loop anyway.
-                        let wait = due.saturating_sub(lease::now_micros()).max(1_000);
+                        let wait = due.saturating_sub(s.now_micros()).max(1_000);
                         next_sweep = next_sweep.min(Instant::now() + Duration::from_micros(wait));
                     }
                 }

@@ -42,7 +42,6 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::Settings;
-use super::lease::now_micros;
 use super::marks::{Stale, retire};
 use super::partition;
 use super::runtime::Runtime;
@@ -205,7 +204,7 @@ pub(crate) async fn sweep<B: Backend>(
 ) -> Result<Found, TitoError> {
     let s = &rt.settings;
     let (start, end) = (s.partitions.start, s.partitions.end);
-    let now = now_micros();
+    let now = s.now_micros();
     // Fixed before the snapshot begins: a partition idle now acknowledged everything before it,
     // under the lease it still holds with the same token.
     let (idle, mut hinted, retry_due, full) = {
@@ -244,7 +243,7 @@ pub(crate) async fn sweep<B: Backend>(
     // after the marks were read, so that even a publisher slow to announce is seen.
     rt.take_announced(published);
     // Every event announced so far is due by now, unless scheduled later.
-    let now = now_micros();
+    let now = s.now_micros();
     let mark_prefix = keys::group_prefix(&s.event_type, &s.group, "ready").len();
     let mut marked = Vec::new();
     let mut read = 0;
