@@ -1,6 +1,6 @@
 //! Stored records and manifests, cursors and query values, through the public API of one
 //! embedded database: the input is split into a stored record, a stored manifest, a cursor and
-//! a query value. Reads, queries, verification and an update must each succeed or fail with a
+//! a query value. Reads, queries and verification must each succeed or fail with a
 //! typed error.
 
 #![no_main]
@@ -8,34 +8,16 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tito::types::{TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait};
 use tito::{Embedded, TitoEngine, TitoError, TitoModel, keyspace};
 use tokio::runtime::Runtime;
 
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, tito::TitoModel)]
+#[tito(table = "item")]
 struct Item {
+    #[tito(id)]
     id: String,
+    #[tito(index(name = "by_n"))]
     n: i64,
-}
-
-impl TitoModelTrait for Item {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-    fn get_table_name(&self) -> String {
-        "item".into()
-    }
-    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
-        vec![TitoIndexConfig {
-            condition: true,
-            name: "by_n".into(),
-            fields: vec![TitoIndexField {
-                name: "n".into(),
-                r#type: TitoIndexBlockType::Number,
-            }],
-            custom_generator: None,
-        }]
-    }
 }
 
 struct Fixture {

@@ -200,19 +200,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         let (table, id) = (&self.schema.table, &prepared.id);
         prepared.plan.extend_registered(table, id, &json, indexes)?;
         if indexes.iter().any(|index| index.unique) {
-            let unique: Vec<Vec<u8>> = Self::unique_keys(prepared).collect();
-            self.check_unique(prepared, &tx.batch_get(&unique).await?)?;
+            let unique: Vec<Vec<u8>> = prepared.unique_keys().collect();
+            prepared.check_unique(&self.schema.table, &tx.batch_get(&unique).await?)?;
         }
         Ok(())
-    }
-
-    /// Fails with a unique violation if a unique entry of `prepared` belongs to another record.
-    fn check_unique(&self, prepared: &Prepared, holders: &[Option<Vec<u8>>]) -> Result<()> {
-        prepared.check_unique(&self.schema.table, holders)
-    }
-
-    fn unique_keys(prepared: &Prepared) -> impl Iterator<Item = Vec<u8>> + '_ {
-        prepared.unique_keys()
     }
 
     async fn write_entries(
@@ -288,7 +279,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .map(|p| keyspace::record_key(&self.schema.table, &p.id))
                 .collect();
             let mut keys = record_keys.clone();
-            keys.extend(prepared.iter().flat_map(Self::unique_keys));
+            keys.extend(prepared.iter().flat_map(Prepared::unique_keys));
             let found = tx.batch_get(&keys).await?;
             let (existing, mut holders) = found.split_at(prepared.len());
             for (p, existing) in prepared.iter().zip(existing) {
@@ -298,8 +289,8 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                         self.schema.table, p.id
                     )));
                 }
-                let (mine, rest) = holders.split_at(Self::unique_keys(p).count());
-                self.check_unique(p, mine)?;
+                let (mine, rest) = holders.split_at(p.unique_keys().count());
+                p.check_unique(&self.schema.table, mine)?;
                 holders = rest;
             }
             let foreign = foreign::indexes(&self.schema, &registry)?;
@@ -450,7 +441,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
             let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
             let mut keys = vec![record_key.clone(), manifest_key.clone()];
-            keys.extend(Self::unique_keys(&prepared));
+            keys.extend(prepared.unique_keys());
             let found = tx.batch_get(&keys).await?;
             let stored = found.first().and_then(Option::as_ref);
             if !create && stored.is_none() {
@@ -464,7 +455,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 Some(bytes) => plan::decode_manifest(&manifest_key, bytes)?,
                 None => Vec::new(),
             };
-            self.check_unique(&prepared, found.get(2..).unwrap_or_default())?;
+            prepared.check_unique(&self.schema.table, found.get(2..).unwrap_or_default())?;
             if let Some(stored) = stored {
                 self.keep_newer(&record_key, stored, &record, &mut prepared)?;
             }

@@ -127,12 +127,11 @@ impl<B: Backend> TitoEngine<B> {
         progress: impl FnMut(&ReindexProgress),
     ) -> Result<(u64, ReindexProgress)> {
         let schema = self.table_schema(table).await?;
-        let records = Records::new(self, RegistryPlanner::new(table, &schema));
+        let planner = RegistryPlanner::new(table, &schema);
+        let computed = planner.computed.clone();
+        let records = Records::new(self, planner);
         let orphans = records.remove_orphans(batch).await?;
         let done = records.pass(Pass::Reindex, batch, progress).await?;
-        let computed: Vec<RegisteredIndex> = (schema.indexes.into_iter())
-            .filter(RegisteredIndex::computable)
-            .collect();
         if done.skipped == 0 {
             self.mark_readable(table, &computed).await?;
         }
