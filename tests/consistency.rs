@@ -3,7 +3,7 @@
 //! conflicts, transient errors, unknown commit outcomes), each run recording a history that a
 //! checker then judges. Workloads: bank transfers, unique-index races, counters, list append
 //! (Elle-style dependency cycles) and per-key queue order under concurrent publishers with a
-//! paused worker.
+//! paused worker and clock skew, on a virtual clock.
 //!
 //! Seeds: `TITO_CHECK_SEEDS=1,2,0x2a` (default: `DEFAULT_SEEDS`); `TITO_CHECK_SCALE=4`
 //! multiplies the operation counts. A failure prints the seed, the workload and the history
@@ -34,7 +34,8 @@ async fn list_appends_are_explained_by_one_commit_order() {
     check_workload("list-append", "list_appends", list_append::run).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On the paused clock (a current-thread runtime): the workers' stalls are virtual.
+#[tokio::test(start_paused = true)]
 async fn queue_handles_each_keys_events_in_commit_order_under_concurrent_publishers() {
     check_workload("queue", "queue_handles_each_keys_events", queue_order::run).await;
 }

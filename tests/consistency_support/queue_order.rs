@@ -1,12 +1,15 @@
 //! Queue order under concurrent publishers: publishers commit events for a few keys, each in a
 //! transaction that also appends the event to a per-key witness record, so the witness holds
 //! the keys' commit order (the store serializes writers of one record). Two consumer groups each
-//! run a paused worker (its heartbeat comes after its short lease expired, and its first handler
-//! calls sleep past the lease), started first so that it holds every partition, and a steady
-//! one that joins as the events flow: partitions move to it while the paused handlers sleep. The
-//! plain group's first handling of each event must follow the witness order with nothing
-//! missing; the transactional group's ledger (written in the acknowledging transaction) must
-//! equal the witness: in order, nothing twice.
+//! run a paused worker (it renews its leases only long after they expired, and its first
+//! handler calls stall for minutes), started first so that it holds every partition, and a
+//! steady one whose clock runs ahead, which joins as the events flow: partitions move to it
+//! while the paused handlers stall. The plain group's first handling of each event must follow
+//! the witness order with nothing missing; the transactional group's ledger (written in the
+//! acknowledging transaction) must equal the witness: in order, nothing twice.
+//!
+//! It runs on Tokio's paused clock, which the workers read through `TokioClock`: the pauses
+//! last minutes of virtual time and cost moments of real time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tito::backend::{Embedded, Faulty};
-use tito::queue::{TitoQueue, Worker, WorkerHandle, WorkerStats};
+use tito::queue::{TitoQueue, TokioClock, Worker, WorkerHandle, WorkerStats};
 use tito::types::partition_of;
 use tito::{PartitionConfig, RetryPolicy, TitoEvent, TitoModel, TitoOperation, TitoOptions};
 
@@ -34,14 +37,18 @@ const EVENTS_PER_PUBLISHER: usize = 30;
 
 /// The partitions the workers take: few, so sweeps are small and faults hit their every step.
 const PARTITIONS: PartitionConfig = PartitionConfig { start: 0, end: 32 };
-const LEASE_TTL: Duration = Duration::from_millis(500);
+const LEASE_TTL: Duration = Duration::from_secs(10);
 /// The paused worker renews its leases only this often: each lapses before it is renewed.
-const PAUSED_HEARTBEAT: Duration = Duration::from_millis(1_500);
-/// How long the paused worker's first handler calls sleep: past the lease.
-const PAUSE: Duration = Duration::from_millis(800);
+const PAUSED_HEARTBEAT: Duration = Duration::from_secs(30);
+/// How long the paused worker's first handler calls stall: far past the lease.
+const PAUSE: Duration = Duration::from_secs(120);
 const PAUSED_CALLS: u32 = 2;
-/// How long the run waits for every committed event to be handled before judging what it has.
-const PATIENCE: Duration = Duration::from_secs(40);
+/// How far the steady workers' clocks run ahead of the paused ones': under the margin a worker
+/// keeps before its lease expires (a tenth of the TTL), so leases never overlap.
+const SKEW: Duration = Duration::from_millis(500);
+/// How long (virtual time) the run waits for every committed event to be handled before
+/// judging what it has.
+const PATIENCE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TitoModel)]
 #[tito(table = "check_published", events("check-published"), partition_key = key)]
@@ -330,27 +337,28 @@ fn published(event: &TitoEvent) -> Published {
     serde_json::from_value(event.payload.clone()).expect("the payload is a published record")
 }
 
-/// A worker with a short lease; a paused one renews it only after it lapsed, and its first
-/// handler calls sleep past it.
+/// A worker with a 10 s lease; a paused one renews it only after it lapsed, and its first
+/// handler calls stall far past it; a steady one's clock runs `SKEW` ahead.
 fn worker(
     queue: &Arc<TitoQueue<Faulty<Embedded>>>,
     group: &str,
     id: &str,
     paused: bool,
 ) -> Worker<Faulty<Embedded>> {
-    let heartbeat = if paused {
-        PAUSED_HEARTBEAT
+    let (heartbeat, clock) = if paused {
+        (PAUSED_HEARTBEAT, TokioClock::new())
     } else {
-        LEASE_TTL / 5
+        (LEASE_TTL / 5, TokioClock::new().ahead(SKEW))
     };
     Worker::new(queue.clone(), EVENT)
+        .clock(clock)
         .group(group)
         .id(id)
         .partitions(PARTITIONS)
         .lease_ttl(LEASE_TTL)
         .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(5))
-        .idle_poll_interval(Duration::from_millis(50))
+        .idle_poll_interval(Duration::from_secs(1))
         .shutdown_timeout(Duration::from_secs(10))
         .retry(RetryPolicy {
             max_attempts: 15,
@@ -361,7 +369,7 @@ fn worker(
         .concurrency(4)
 }
 
-/// Sleeps past the lease on the first `PAUSED_CALLS` calls of a paused worker.
+/// Stalls past the lease on the first `PAUSED_CALLS` calls of a paused worker.
 async fn maybe_pause(paused: bool, calls: &AtomicU32) {
     if paused && calls.fetch_add(1, Ordering::SeqCst) < PAUSED_CALLS {
         tokio::time::sleep(PAUSE).await;
