@@ -1,11 +1,14 @@
-//! The `tito` command line reads tables, records, index entries, queue lag and dead letters of a
-//! database folder, and fails with a clear message and exit code on bad input.
+//! The `tito` command line reads tables, records, index entries, sizes, schemas, queue lag and
+//! dead letters of a database folder, as tables or JSON; verifies and rebuilds indexes with
+//! progress; refuses folders holding no tito database; and fails with a clear message and its
+//! own exit status on bad input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tito::queue::{DEFAULT_GROUP, TitoQueue, Worker};
 use tito::types::{
     TitoEventConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait,
@@ -44,10 +47,12 @@ impl TitoModelTrait for City {
     }
 }
 
-fn tito(dir: &Path, args: &[&str]) -> Output {
+/// Runs `tito <command> <dir> <rest>`.
+fn tito(command: &str, dir: &Path, rest: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tito"))
+        .arg(command)
         .arg(dir)
-        .args(args)
+        .args(rest)
         .output()
         .unwrap()
 }
@@ -55,6 +60,19 @@ fn tito(dir: &Path, args: &[&str]) -> Output {
 fn stdout(output: &Output) -> String {
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// The JSON a `--json` listing printed.
+fn json(output: &Output) -> Value {
+    serde_json::from_str(&stdout(output)).unwrap()
+}
+
+fn temp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()))
 }
 
 /// Writes three cities, with events, into a database folder, and dead-letters the event of
@@ -116,40 +134,111 @@ async fn fill(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_reads_tables_records_indexes_and_the_queue() {
-    let dir = std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()));
+    let dir = temp_dir();
     fill(&dir).await;
 
-    assert_eq!(stdout(&tito(&dir, &["tables"])), "city\t3\n");
-    let records = stdout(&tito(
-        &dir,
-        &["records", "city", "--after", "c1", "--limit", "1"],
-    ));
-    assert_eq!(records.lines().count(), 1);
-    assert!(records.contains("\"Lima\""), "{records}");
-    assert!(stdout(&tito(&dir, &["get", "city", "c3"])).contains("\"Rome\""));
-    let index = stdout(&tito(&dir, &["index", "city", "by_population"]));
-    assert_eq!(index, "-5\tc1\n7\tc3\n10000000000\tc2\n", "numeric order");
-    assert_eq!(stdout(&tito(&dir, &["lag", "city"])), "", "nothing pending");
-    let dead = stdout(&tito(&dir, &["dead", "city"]));
-    assert!(
-        dead.contains("INSERT city:c1") && dead.contains("the map is missing"),
-        "{dead}"
+    assert_eq!(
+        json(&tito("tables", &dir, &["--json"])),
+        json!([{"table": "city", "records": 3}])
     );
     assert_eq!(
-        stdout(&tito(&dir, &["replay", "city"])),
-        "replayed 1 dead letters\n"
+        stdout(&tito("tables", &dir, &[])),
+        "TABLE  RECORDS\ncity   3\n"
     );
-    assert!(stdout(&tito(&dir, &["lag", "city"])).contains("pending 1"));
+    let page = tito("records", &dir, &["city", "--after", "c1", "--limit", "1"]);
+    let records = stdout(&page);
+    assert_eq!(records.lines().count(), 1);
+    assert!(records.contains("\"Lima\""), "{records}");
+    assert!(stderr(&page).contains("next page: --after c2"), "{page:?}");
+    let all = json(&tito("records", &dir, &["city", "--json"]));
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+    assert_eq!(json(&tito("get", &dir, &["city", "c3"]))["name"], "Rome");
+    assert_eq!(
+        json(&tito("index", &dir, &["city", "by_population", "--json"])),
+        json!([
+            {"values": "-5", "id": "c1"},
+            {"values": "7", "id": "c3"},
+            {"values": "10000000000", "id": "c2"},
+        ]),
+        "numeric order"
+    );
 
-    let missing = tito(&dir, &["get", "city", "nowhere"]);
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
-    let unknown = tito(&dir, &["frobnicate"]);
+    let stats = json(&tito("stats", &dir, &["--json"]));
+    let part = |name: &str| {
+        (stats.as_array().unwrap().iter())
+            .find(|row| row["part"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {stats}"))
+    };
+    assert_eq!(part("records")["keys"], 3);
+    assert_eq!(part("manifests")["keys"], 3);
+    assert_eq!(part("index by_population")["keys"], 3);
+    assert!(part("records")["bytes"].as_u64().unwrap() > 3 * 20);
+
+    assert_eq!(json(&tito("lag", &dir, &["city", "--json"])), json!([]));
+    let dead = json(&tito("dead", &dir, &["city", "--json"]));
+    assert_eq!(dead.as_array().map(Vec::len), Some(1), "{dead}");
+    assert_eq!(dead[0]["action"], "INSERT");
+    assert_eq!(dead[0]["entity"], "city:c1");
+    assert_eq!(dead[0]["error"], "the map is missing");
+    assert_eq!(
+        json(&tito("replay", &dir, &["city", "--json"])),
+        json!([{"replayed": 1}])
+    );
+    let lag = json(&tito(
+        "lag",
+        &dir,
+        &["city", "--group", DEFAULT_GROUP, "--json"],
+    ));
+    assert_eq!(lag[0]["pending"], 1, "{lag}");
+    assert!(
+        stdout(&tito("lag", &dir, &["city"])).starts_with("PARTITION  PENDING  RETRYING  OLDEST\n")
+    );
+
+    let missing = tito("get", &dir, &["city", "nowhere"]);
+    assert_eq!(missing.status.code(), Some(4), "{missing:?}");
+    assert!(stderr(&missing).contains("not found"));
+    let unknown = tito("frobnicate", &dir, &[]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("usage: tito"));
-    let bad_limit = tito(&dir, &["records", "city", "--limit", "many"]);
+    assert!(stderr(&unknown).contains("Usage: tito"), "{unknown:?}");
+    let bad_limit = tito("records", &dir, &["city", "--limit", "many"]);
     assert_eq!(bad_limit.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_refuses_folders_without_a_tito_database_and_creates_nothing() {
+    let empty = temp_dir();
+    std::fs::create_dir_all(&empty).unwrap();
+    let refused = tito("tables", &empty, &[]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    assert!(stderr(&refused).contains("no tito database"), "{refused:?}");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    let nowhere = temp_dir();
+    assert_eq!(tito("tables", &nowhere, &[]).status.code(), Some(3));
+    assert!(!nowhere.exists(), "no folder created");
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
+#[test]
+fn cli_help_version_and_completions_succeed() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tito"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let help = run(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("Exit status"));
+    assert!(stdout(&run(&["--version"])).starts_with("tito "));
+    assert!(stdout(&run(&["completions", "bash"])).contains("_tito"));
+    assert_eq!(run(&[]).status.code(), Some(2), "a command is needed");
 }
 
 /// The city model with an index on the name added.
@@ -166,7 +255,7 @@ struct NamedCity {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
-    let dir = std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()));
+    let dir = temp_dir();
     fill(&dir).await;
     {
         // A newer model declares `by_name` on a table with rows: it is registered as building.
@@ -179,29 +268,32 @@ async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
         );
     }
     assert_eq!(
-        stdout(&tito(&dir, &["schema"])),
-        "city\tby_name\tname:string\t-\tbuilding\n\
-         city\tby_population\tpopulation:number\t-\treadable\n"
+        stdout(&tito("schema", &dir, &[])),
+        "TABLE  VERSION  INDEX          FIELDS             UNIQUE  STATE\n\
+         city   1        by_name        name:string        false   building\n\
+         city   1        by_population  population:number  false   readable\n"
     );
 
-    let verify = tito(&dir, &["verify", "city"]);
-    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
-    let report = String::from_utf8(verify.stdout).unwrap();
-    assert!(
-        report.starts_with("records 3\tentries 3\tmissing 3\t"),
-        "{report}"
-    );
-    assert!(
-        String::from_utf8(verify.stderr)
-            .unwrap()
-            .contains("reindex")
-    );
+    let verify = tito("verify", &dir, &["city", "--json"]);
+    assert_eq!(verify.status.code(), Some(5), "{verify:?}");
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report[0]["records"], 3);
+    assert_eq!(report[0]["entries"], 3);
+    assert_eq!(report[0]["missing"], 3);
+    assert_eq!(report[0]["consistent"], false);
+    let told = stderr(&verify);
+    assert!(told.contains("verify: 3 records, done"), "progress: {told}");
+    assert!(told.contains("reindex"), "{told}");
 
-    let rebuilt = stdout(&tito(&dir, &["reindex", "city"]));
-    assert!(rebuilt.contains("entries added 3"), "{rebuilt}");
-    assert!(stdout(&tito(&dir, &["schema", "city"])).contains("by_name\tname:string\t-\treadable"));
-    let verified = stdout(&tito(&dir, &["verify", "city"]));
-    assert!(verified.starts_with("records 3\tentries 6\tmissing 0\torphans 0\tstale manifests 0"));
+    let rebuilt = tito("reindex", &dir, &["city", "--json"]);
+    assert_eq!(json(&rebuilt)[0]["entries_added"], 3, "{rebuilt:?}");
+    assert!(stderr(&rebuilt).contains("reindex: 3 records, done"));
+    let schema = json(&tito("schema", &dir, &["city", "--json"]));
+    assert_eq!(schema[0]["index"], "by_name");
+    assert_eq!(schema[0]["state"], "readable");
+    let verified = json(&tito("verify", &dir, &["city", "--json"]));
+    assert_eq!(verified[0]["entries"], 6);
+    assert_eq!(verified[0]["consistent"], true);
 
     // The newer model now answers from the rebuilt index, and agrees with it.
     let db = Embedded::open(&dir).await.unwrap();
@@ -213,7 +305,14 @@ async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
         .unwrap();
     assert_eq!(rome.len(), 1);
     assert!(named.verify().await.unwrap().is_consistent());
-    drop(db);
-    let missing = tito(&dir, &["schema", "nowhere"]);
-    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let in_use = tito("tables", &dir, &[]);
+    assert_eq!(in_use.status.code(), Some(1), "{in_use:?}");
+    assert!(
+        stderr(&in_use).contains("open in another process"),
+        "{in_use:?}"
+    );
+    drop((db, named));
+    let missing = tito("schema", &dir, &["nowhere"]);
+    assert_eq!(missing.status.code(), Some(4), "{missing:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,13 +27,23 @@ pub struct TitoEngine<B: Backend = Embedded> {
 impl<B: Backend> TitoEngine<B> {
     /// Wraps an opened backend, checking (or, on a new database, recording) the format version.
     pub async fn new(backend: B) -> Result<Self> {
+        Self::wrap(backend, true).await
+    }
+
+    /// Wraps an opened backend that must already hold a tito database: a store without tito's
+    /// format marker is refused with [`TitoError::NotFound`], and nothing is written to it.
+    pub async fn existing(backend: B) -> Result<Self> {
+        Self::wrap(backend, false).await
+    }
+
+    async fn wrap(backend: B, create: bool) -> Result<Self> {
         let mut engine = TitoEngine {
             backend,
             queue: Arc::default(),
             registry: Arc::default(),
             cursor_keys: Arc::new(CursorKeys::new([0; 32], &[])),
         };
-        engine.check_format().await?;
+        engine.check_format(create).await?;
         engine.cursor_keys = Arc::new(engine.stored_cursor_keys().await?);
         Ok(engine)
     }
@@ -81,7 +91,7 @@ impl<B: Backend> TitoEngine<B> {
         Ok(CursorKeys::new(secret, &[]))
     }
 
-    async fn check_format(&self) -> Result<()> {
+    async fn check_format(&self, create: bool) -> Result<()> {
         let tx = self.begin().await?;
         let result = async {
             match tx.get(&keyspace::format_key()).await? {
@@ -98,6 +108,9 @@ impl<B: Backend> TitoEngine<B> {
                     }
                     Ok(Some(found))
                 }
+                None if !create => Err(TitoError::NotFound(
+                    "no tito database here (its format marker is missing)".into(),
+                )),
                 None => {
                     tx.put(
                         keyspace::format_key(),

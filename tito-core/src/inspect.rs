@@ -23,6 +23,40 @@ pub struct TableStats {
     pub records: u64,
 }
 
+/// How many keys a part of the database holds, and their size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Keys stored.
+    pub keys: u64,
+    /// Bytes of those keys and their values, as tito stores them (before the engine's
+    /// compression and overhead).
+    pub bytes: u64,
+}
+
+/// What a table holds: its records, their index manifests and each index's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableUsage {
+    /// The table name.
+    pub table: String,
+    /// Its records.
+    pub records: Usage,
+    /// The per-record lists of owned index entries.
+    pub manifests: Usage,
+    /// Each index with stored entries, in name order (non-unique ones first).
+    pub indexes: Vec<IndexUsage>,
+}
+
+/// What one index holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexUsage {
+    /// The index name.
+    pub index: String,
+    /// Whether it is a unique index.
+    pub unique: bool,
+    /// Its entries.
+    pub entries: Usage,
+}
+
 /// One entry of an index: the indexed values, printed readably, and the record it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntryView {
@@ -45,7 +79,7 @@ impl<B: Backend> TitoEngine<B> {
                     continue;
                 };
                 let range = keyspace::record_range(&table);
-                let records = count(&tx, range.clone()).await?;
+                let records = usage(&tx, range.clone()).await?.keys;
                 tables.push(TableStats { table, records });
                 match range.end {
                     Some(end) => next.start = end,
@@ -53,6 +87,44 @@ impl<B: Backend> TitoEngine<B> {
                 }
             }
             Ok(tables)
+        })
+        .await
+    }
+
+    /// The keys and bytes `table` holds: records, manifests and each index, from one snapshot.
+    pub async fn table_usage(&self, table: &str) -> Result<TableUsage> {
+        self.read(|tx| async move {
+            let records = usage(&tx, keyspace::record_range(table)).await?;
+            let manifests = usage(&tx, keyspace::manifest_range(table)).await?;
+            let mut indexes = Vec::new();
+            for unique in [false, true] {
+                let mut next = keyspace::index_range(table, unique);
+                let prefix_len = next.start.len();
+                // Skip from index to index, as `tables` does from table to table.
+                while let Some((key, _)) = tx.scan(next.clone(), 1).await?.pop() {
+                    let Some(index) = keyspace::index_in_key(&key, prefix_len) else {
+                        next.start = key_after(&key);
+                        continue;
+                    };
+                    let range = KeyRange::prefix(&keyspace::index_prefix(table, &index, unique));
+                    let entries = usage(&tx, range.clone()).await?;
+                    indexes.push(IndexUsage {
+                        index,
+                        unique,
+                        entries,
+                    });
+                    match range.end {
+                        Some(end) => next.start = end,
+                        None => break,
+                    }
+                }
+            }
+            Ok(TableUsage {
+                table: table.to_string(),
+                records,
+                manifests,
+                indexes,
+            })
         })
         .await
     }
@@ -127,12 +199,15 @@ impl<B: Backend> TitoEngine<B> {
     }
 }
 
-/// The number of keys in `range`, counted a page at a time.
-async fn count<B: Backend>(tx: &TitoTransaction<B>, mut range: KeyRange) -> Result<u64> {
-    let mut total = 0;
+/// The keys in `range` and their bytes, counted a page at a time.
+async fn usage<B: Backend>(tx: &TitoTransaction<B>, mut range: KeyRange) -> Result<Usage> {
+    let mut total = Usage::default();
     loop {
         let rows = tx.scan(range.clone(), PAGE).await?;
-        total += rows.len() as u64;
+        total.keys += rows.len() as u64;
+        total.bytes += (rows.iter())
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum::<u64>();
         match rows.last() {
             Some((last, _)) if rows.len() == PAGE => range.start = key_after(last),
             _ => return Ok(total),

@@ -127,6 +127,11 @@ pub fn manifest_key(table: &str, id: &str) -> Vec<u8> {
     key
 }
 
+/// All index manifests of `table`.
+pub fn manifest_range(table: &str) -> KeyRange {
+    KeyRange::prefix(&start(MANIFEST, table, 0))
+}
+
 /// The prefix shared by every entry of one index; values are appended to it with the codec.
 pub fn index_prefix(table: &str, index: &str, unique: bool) -> Vec<u8> {
     let namespace = if unique { UNIQUE } else { INDEX };
@@ -139,6 +144,15 @@ pub fn index_prefix(table: &str, index: &str, unique: bool) -> Vec<u8> {
 pub fn index_range(table: &str, unique: bool) -> KeyRange {
     let namespace = if unique { UNIQUE } else { INDEX };
     KeyRange::prefix(&start(namespace, table, 0))
+}
+
+/// The index name of an index entry key of the table whose `index_range` start is
+/// `table_prefix_len` bytes long.
+pub fn index_in_key(key: &[u8], table_prefix_len: usize) -> Option<String> {
+    match codec::take_value(key.get(table_prefix_len..)?, Direction::Asc).ok()? {
+        (codec::KeyValue::Str(index), _) => Some(index),
+        _ => None,
+    }
 }
 
 /// Completes an index entry key (already holding the prefix and values) with the record id.

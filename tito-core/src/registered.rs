@@ -109,9 +109,19 @@ impl<B: Backend> TitoEngine<B> {
     /// [`TitoModel::verify`](crate::TitoModel::verify) does against a model (see the module
     /// documentation for what can be recomputed).
     pub async fn verify_table(&self, table: &str) -> Result<VerifyReport> {
+        self.verify_table_with(table, |_| {}).await
+    }
+
+    /// [`verify_table`](Self::verify_table), calling `progress` with the report so far after
+    /// each page of records or entries.
+    pub async fn verify_table_with(
+        &self,
+        table: &str,
+        progress: impl FnMut(&VerifyReport),
+    ) -> Result<VerifyReport> {
         let schema = self.table_schema(table).await?;
         Records::new(self, RegistryPlanner::new(table, &schema))
-            .verify()
+            .verify(progress)
             .await
     }
 

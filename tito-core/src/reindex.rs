@@ -168,7 +168,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
     pub async fn verify(&self) -> Result<VerifyReport> {
         self.schema.check()?;
         Records::new(&self.engine, ModelPlanner(self))
-            .verify()
+            .verify(|_| {})
             .await
     }
 
@@ -360,14 +360,19 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
     }
 
     /// Checks, in one snapshot, that every record's entries are stored and listed in its
-    /// manifest, and that every stored entry of the table belongs to a record.
-    pub(crate) async fn verify(&self) -> Result<VerifyReport> {
+    /// manifest, and that every stored entry of the table belongs to a record; calls
+    /// `progress` with the report so far after each page.
+    pub(crate) async fn verify(&self, progress: impl FnMut(&VerifyReport)) -> Result<VerifyReport> {
         let tx = self.engine.snapshot().await?;
-        let result = self.verify_in(&tx).await;
+        let result = self.verify_in(&tx, progress).await;
         tx.finish(result).await
     }
 
-    async fn verify_in(&self, tx: &TitoTransaction<B>) -> Result<VerifyReport> {
+    async fn verify_in(
+        &self,
+        tx: &TitoTransaction<B>,
+        mut progress: impl FnMut(&VerifyReport),
+    ) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let table = self.table();
         let mut range = keyspace::record_range(table);
@@ -397,6 +402,7 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
                     report.note(key);
                 }
             }
+            progress(&report);
         }
         for unique in [false, true] {
             let mut range = keyspace::index_range(table, unique);
@@ -409,6 +415,7 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
                     report.orphans += 1;
                     report.note(orphan);
                 }
+                progress(&report);
             }
         }
         Ok(report)

@@ -60,6 +60,7 @@ pub struct EmbeddedBuilder {
     durability: Durability,
     temporary: bool,
     cache_bytes: Option<u64>,
+    create: bool,
 }
 
 impl EmbeddedBuilder {
@@ -86,18 +87,44 @@ impl EmbeddedBuilder {
         self.temporary
     }
 
-    /// Opens (or creates) the database.
+    /// Whether a missing database is created (the default). Without, opening a folder that
+    /// holds no tito database fails with [`TitoError::NotFound`] and creates nothing there.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Opens (or, unless told otherwise, creates) the database.
     pub async fn open(self) -> Result<TitoEngine<Embedded>> {
-        TitoEngine::new(self.open_backend()?).await
+        let create = self.create;
+        let backend = self.open_backend()?;
+        if create {
+            TitoEngine::new(backend).await
+        } else {
+            TitoEngine::existing(backend).await
+        }
     }
 
     /// Opens the bare backend, without the engine's format check; for backend-level tests.
     pub fn open_backend(self) -> Result<Embedded> {
+        // fjall creates a missing database; its version file tells one is there.
+        if !self.create && !self.path.join("version").is_file() {
+            return Err(TitoError::NotFound(format!(
+                "no tito database in `{}`",
+                self.path.display()
+            )));
+        }
         let mut builder = OptimisticTxDatabase::builder(&self.path).temporary(self.temporary);
         if let Some(bytes) = self.cache_bytes {
             builder = builder.cache_size(bytes);
         }
-        let db = builder.open().map_err(storage_error)?;
+        let db = builder.open().map_err(|e| match e {
+            fjall::Error::Locked => TitoError::Unavailable(format!(
+                "`{}` is open in another process (one process per folder)",
+                self.path.display()
+            )),
+            e => storage_error(e),
+        })?;
         let data = db
             .keyspace("tito", KeyspaceCreateOptions::default)
             .map_err(storage_error)?;
@@ -120,6 +147,7 @@ impl Embedded {
             durability: Durability::default(),
             temporary: false,
             cache_bytes: None,
+            create: true,
         }
     }
 
