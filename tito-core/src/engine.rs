@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -22,6 +23,7 @@ pub struct TitoEngine<B: Backend = Embedded> {
     queue: Arc<QueueHub>,
     registry: Arc<Registry>,
     cursor_keys: Arc<CursorKeys>,
+    slow: Duration,
 }
 
 impl<B: Backend> TitoEngine<B> {
@@ -42,6 +44,7 @@ impl<B: Backend> TitoEngine<B> {
             queue: Arc::default(),
             registry: Arc::default(),
             cursor_keys: Arc::new(CursorKeys::new([0; 32], &[])),
+            slow: crate::observe::DEFAULT_SLOW_THRESHOLD,
         };
         engine.check_format(create).await?;
         engine.cursor_keys = Arc::new(engine.stored_cursor_keys().await?);
@@ -54,6 +57,18 @@ impl<B: Backend> TitoEngine<B> {
     pub fn with_cursor_keys(mut self, keys: CursorKeys) -> Self {
         self.cursor_keys = Arc::new(keys);
         self
+    }
+
+    /// Logs operations (reads, queries, writes) at least `threshold` slow at WARN, with their
+    /// table and duration; one second by default, `Duration::MAX` for never.
+    pub fn slow_threshold(mut self, threshold: Duration) -> Self {
+        self.slow = threshold;
+        self
+    }
+
+    /// The slow-operation threshold.
+    pub(crate) fn slow(&self) -> Duration {
+        self.slow
     }
 
     /// The keys page cursors are sealed with.
@@ -252,6 +267,7 @@ impl<B: Backend> TitoEngine<B> {
             };
             let delay = policy.delay(attempt);
             debug!(attempt, ?delay, error = %retryable, "retrying transaction");
+            crate::observe::retried(&retryable);
             tokio::time::sleep(delay).await;
             attempt += 1;
         }

@@ -147,6 +147,32 @@ impl TitoError {
         matches!(self, TitoError::Conflict(_) | TitoError::Unavailable(_))
     }
 
+    /// A short stable name of the error's kind (`"conflict"`, `"not_found"`, ...), for metric
+    /// labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TitoError::NotFound(_) => "not_found",
+            TitoError::Conflict(_) => "conflict",
+            TitoError::Unavailable(_) => "unavailable",
+            TitoError::CommitOutcomeUnknown(_) => "commit_outcome_unknown",
+            TitoError::KeyExists(_) => "key_exists",
+            TitoError::UniqueViolation { .. } => "unique_violation",
+            TitoError::VersionConflict { .. } => "version_conflict",
+            TitoError::IndexNotReady { .. } => "index_not_ready",
+            TitoError::IndexNotMaintained { .. } => "index_not_maintained",
+            TitoError::InvalidQuery(_) => "invalid_query",
+            TitoError::InvalidArgument(_) => "invalid_argument",
+            TitoError::InvalidCursor(_) => "invalid_cursor",
+            TitoError::Decode { .. } => "decode",
+            TitoError::Serialize(_) => "serialize",
+            TitoError::TooLarge { .. } => "too_large",
+            TitoError::IncompatibleFormat(_) => "incompatible_format",
+            TitoError::TransactionClosed(_) => "transaction_closed",
+            TitoError::Backend(_) => "backend",
+            TitoError::Custom(_) => "custom",
+        }
+    }
+
     /// An application error, e.g. from an event handler.
     pub fn custom(message: impl std::fmt::Display) -> Self {
         TitoError::Custom(message.to_string())

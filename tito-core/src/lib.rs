@@ -14,6 +14,7 @@ mod foreign;
 pub mod inspect;
 pub mod keyspace;
 pub mod model;
+pub mod observe;
 pub mod ops;
 mod plan;
 pub mod query;

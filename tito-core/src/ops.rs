@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tracing::{Instrument, debug_span};
 
 use crate::backend::{Backend, Embedded};
 use crate::engine::TitoEngine;
@@ -16,6 +15,7 @@ use crate::foreign;
 use crate::keyspace;
 use crate::model::schema::{Relationship, Schema};
 use crate::model::{TitoModelTrait, json_path, record, storable};
+use crate::observe::Operation;
 use crate::plan::{self, KeyPlan};
 use crate::query::IndexQuery;
 use crate::registry::RegisteredIndex;
@@ -262,13 +262,12 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         options: TitoOptions,
         tx: &TitoTransaction<B>,
     ) -> Result<Vec<T>> {
-        let span = debug_span!("tito.build", table = %self.schema.table, records = records.len());
-        let registry = self.engine.registered(&self.schema).await?;
         let mut records = records;
         if self.schema.version_field.is_some() {
             records.iter_mut().for_each(|record| record.set_version(1));
         }
-        async {
+        let work = async {
+            let registry = self.engine.registered(&self.schema).await?;
             let mut prepared = records
                 .iter()
                 .map(|record| self.prepare(record, options.event.is_some()))
@@ -309,9 +308,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 self.publish(tx, record, p, &options).await?;
             }
             Ok(records)
-        }
-        .instrument(span)
-        .await
+        };
+        Operation::new("build", &self.schema.table)
+            .run(self.engine.slow(), work, Vec::len)
+            .await
     }
 
     /// Fails if two records of one batch share an id or a unique index value.
@@ -416,7 +416,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         tx: &TitoTransaction<B>,
         create: bool,
     ) -> Result<T> {
-        let span = debug_span!("tito.update", table = %self.schema.table, create);
+        let operation = if create { "upsert" } else { "update" };
         let mut registry = self.engine.registered(&self.schema).await?;
         let mut record = record;
         // The version the write carries, checked against the stored one below; the record is
@@ -436,7 +436,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             }
             None => None,
         };
-        async {
+        let work = async {
             let mut prepared = self.prepare(&record, options.event.is_some())?;
             let record_key = keyspace::record_key(&self.schema.table, &prepared.id);
             let manifest_key = keyspace::manifest_key(&self.schema.table, &prepared.id);
@@ -484,9 +484,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             }
             self.publish(tx, &record, &prepared, &options).await?;
             Ok(record)
-        }
-        .instrument(span)
-        .await
+        };
+        Operation::new(operation, &self.schema.table)
+            .run(self.engine.slow(), work, |_| 1)
+            .await
     }
 
     /// Fails with [`TitoError::VersionConflict`] unless the stored record (`None`: none is) is
@@ -528,8 +529,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         options: TitoOptions,
         tx: &TitoTransaction<B>,
     ) -> Result<()> {
-        let span = debug_span!("tito.delete", table = %self.schema.table);
-        async {
+        let work = async {
             self.schema.check()?;
             let record_key = keyspace::record_key(&self.schema.table, id);
             let manifest_key = keyspace::manifest_key(&self.schema.table, id);
@@ -552,9 +552,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             tx.delete(record_key).await?;
             tx.delete(manifest_key).await?;
             Ok(())
-        }
-        .instrument(span)
-        .await
+        };
+        Operation::new("delete", &self.schema.table)
+            .run(self.engine.slow(), work, |()| 1)
+            .await
     }
 
     async fn publish(
@@ -613,15 +614,22 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         relationships: Vec<String>,
         tx: &TitoTransaction<B>,
     ) -> Result<Option<T>> {
-        self.schema.check()?;
-        let key = keyspace::record_key(&self.schema.table, id);
-        let Some(bytes) = tx.get(&key).await? else {
-            return Ok(None);
+        let work = async {
+            self.schema.check()?;
+            let key = keyspace::record_key(&self.schema.table, id);
+            let Some(bytes) = tx.get(&key).await? else {
+                return Ok(None);
+            };
+            let mut records = self
+                .decode_rows(vec![(key, bytes)], &relationships, tx)
+                .await?;
+            Ok(records.pop())
         };
-        let mut records = self
-            .decode_rows(vec![(key, bytes)], &relationships, tx)
-            .await?;
-        Ok(records.pop())
+        Operation::new("get", &self.schema.table)
+            .run(self.engine.slow(), work, |found| {
+                usize::from(found.is_some())
+            })
+            .await
     }
 
     /// Decodes stored rows into records, hydrating `relationships` with one batched read each.

@@ -86,6 +86,30 @@ impl<B: Backend> TitoQueue<B> {
         Ok(lag.into_values().collect())
     }
 
+    /// Measures the lag of `group` on `event_type` (as [`lag`](Self::lag) does) and sets the
+    /// gauges `tito_queue_pending_events`, `tito_queue_retrying_events` and
+    /// `tito_queue_oldest_pending_age_seconds` (labels `event_type`, `group`) through the
+    /// `metrics` facade; returns the lag. It reads every pending event of the group, so call it
+    /// on a schedule of your choosing (before a scrape, every few seconds), not per request.
+    pub async fn record_lag(
+        &self,
+        event_type: &str,
+        group: &str,
+    ) -> Result<Vec<PartitionLag>, TitoError> {
+        let lag = self.lag(event_type, group).await?;
+        let labels = [
+            ("event_type", event_type.to_string()),
+            ("group", group.to_string()),
+        ];
+        let pending: u64 = lag.iter().map(|l| l.pending).sum();
+        let retrying: u64 = lag.iter().map(|l| l.retrying).sum();
+        let oldest = lag.iter().map(|l| l.oldest_age).max().unwrap_or_default();
+        metrics::gauge!("tito_queue_pending_events", &labels).set(pending as f64);
+        metrics::gauge!("tito_queue_retrying_events", &labels).set(retrying as f64);
+        metrics::gauge!("tito_queue_oldest_pending_age_seconds", &labels).set(oldest.as_secs_f64());
+        Ok(lag)
+    }
+
     /// The checkpoints of a consumer group, one per partition that ever handled an event.
     pub async fn checkpoints(
         &self,

@@ -19,6 +19,7 @@ use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::TitoModelTrait;
 use crate::model::schema::IndexDef;
+use crate::observe::Operation;
 use crate::ops::TitoModel;
 use crate::txn::TitoTransaction;
 
@@ -263,6 +264,13 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
 
     /// [`count`](Self::count) inside `tx`.
     pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
+        Operation::new("count", &self.model.schema.table)
+            .on_index(&self.index)
+            .run(self.model.engine.slow(), self.count_in(tx), |n| *n)
+            .await
+    }
+
+    async fn count_in(&self, tx: &TitoTransaction<B>) -> Result<usize> {
         // A cursor of a reverse page counts what remains in its direction: the rows before it.
         let (_, range, _) = match self.plan(false) {
             Err(TitoError::InvalidCursor(_)) if self.cursor.is_some() => self.plan(true)?,
@@ -411,6 +419,18 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     }
 
     async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
+        Operation::new("query", &self.model.schema.table)
+            .on_index(&self.index)
+            .run(
+                self.model.engine.slow(),
+                self.read_page(tx, reverse),
+                |page| page.items.len(),
+            )
+            .await
+    }
+
+    /// The page [`run`](Self::run) returns.
+    async fn read_page(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
         let (index, range, query) = self.plan(reverse)?;
         let schema = &self.model.schema;
         self.model

@@ -283,7 +283,10 @@ impl<B: Backend> Worker<B> {
     fn start(self, handler: Handler<B>) -> WorkerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let id = self.settings.worker_id.clone();
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new(
+            &self.settings.event_type,
+            &self.settings.group,
+        ));
         let runtime = runtime::Runtime::new(
             self.queue.engine.clone(),
             self.settings,

@@ -21,6 +21,7 @@
 //! and the cached parked keys of the partition are dropped so they are read again.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tito_core::backend::KeyRange;
 use tito_core::event::{decode_event, encode_event};
@@ -462,7 +463,9 @@ impl<B: Backend> PartitionRun<B> {
             Handler::Plain(handler) => {
                 let handler = handler.clone();
                 let timeout = self.rt.settings.handler_timeout;
+                let started = Instant::now();
                 let outcome = run_guarded(timeout, || handler(event.clone())).await;
+                self.rt.counters.handler_ran(started.elapsed());
                 match outcome {
                     Ok(()) => {
                         self.succeeded(event, source)?;
@@ -477,7 +480,9 @@ impl<B: Backend> PartitionRun<B> {
                 loop {
                     let tx = self.rt.engine.begin().await?;
                     let timeout = self.rt.settings.handler_timeout;
+                    let started = Instant::now();
                     let outcome = run_guarded(timeout, || handler(event.clone(), tx.clone())).await;
+                    self.rt.counters.handler_ran(started.elapsed());
                     if let Err(error) = outcome {
                         // A store error the handler passed on (a conflict, a busy cluster) is not
                         // the handler's failure: it runs again without using its retries.
