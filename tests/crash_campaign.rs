@@ -14,10 +14,14 @@
 //! (handlers failing into dead letters, replayed).
 //!
 //! `TITO_CRASH_SEED` (default 0x7170) seeds the campaign, `TITO_CRASH_KILLS` (default 6) is
-//! the number of child runs per scenario. The seed fixes every choice, not the timing: a kill
-//! after a delay lands where the machine's speed puts it. The long campaign:
-//! `TITO_CRASH_KILLS=450 cargo test --release --test crash_campaign campaign -- --nocapture
-//! --test-threads=4` (figures in `docs/reliability.md`).
+//! the number of child runs per scenario, `TITO_CRASH_MINUTES` (default none) stops each
+//! scenario after that long, `TITO_CRASH_TRACE` prints a line per run (time to `ready`, lines,
+//! folder size). The seed fixes every choice, not the timing: a kill after a delay lands where
+//! the machine's speed puts it. Each scenario prints its figures every 25 runs and at the end,
+//! and starts a fresh folder every 50 runs or past 32 MiB. The long campaign:
+//! `TITO_CRASH_KILLS=1000 TITO_CRASH_MINUTES=50 cargo test --release --all-features --test
+//! crash_campaign campaign -- --nocapture --test-threads=4` (figures in
+//! `docs/reliability.md`).
 
 mod crash_support;
 
@@ -143,6 +147,12 @@ struct Figures {
     /// Faults injected into queue workers' commits (acknowledgements, leases, replays):
     /// applied but reported unknown, not applied and reported unknown, conflicts.
     ack_faults: [u64; 3],
+    /// Folders the scenario used: a fresh one, with nothing carried over, after a finished
+    /// reindex, every [`FRESH_EVERY`] runs, or once a folder passes [`FOLDER_LIMIT`].
+    folders: u64,
+    /// Runs in which nothing was acknowledged after `ready` (no write, publish, handling,
+    /// replay or reindex batch): they tested only the open.
+    idle: u64,
 }
 
 impl Figures {
@@ -150,6 +160,10 @@ impl Figures {
     fn count_run(&mut self, lines: &[String]) {
         let words: Vec<Vec<&str>> = lines.iter().filter_map(|l| parse(l)).collect();
         let said = |what: &str| words.iter().any(|w| w[0] == what);
+        let progress = ["ack", "pub", "plain", "replayed", "reindexed", "resolved"];
+        if !words.iter().any(|w| progress.contains(&w[0])) {
+            self.idle += 1;
+        }
         if said("reindexed") && !said("reindex-done") {
             self.ended_mid_reindex += 1;
         }
@@ -163,7 +177,50 @@ impl Figures {
             }
         }
     }
+
+    /// The figures as a row of the table in `docs/reliability.md`.
+    fn row(&self, scenario: &str, elapsed: Duration) -> String {
+        let mut other = vec![format!("{} folders, {} idle runs", self.folders, self.idle)];
+        if self.reindex_batches > 0 {
+            other.push(format!(
+                "{} reindex batches, {} runs ended mid-reindex, {} reindex or repair reruns",
+                self.reindex_batches, self.ended_mid_reindex, self.maintenance_reruns
+            ));
+        }
+        if self.drain_dead_letters > 0 {
+            other.push(format!(
+                "{} dead letters replayed by the drains",
+                self.drain_dead_letters
+            ));
+        }
+        if self.ack_faults.iter().any(|n| *n > 0) {
+            let [a, b, c] = self.ack_faults;
+            other.push(format!("worker commits faulted {a}/{b}/{c}"));
+        }
+        let unknown = match scenario {
+            "writes" | "reindex" => self.unknown_outcomes.to_string(),
+            _ => String::new(),
+        };
+        format!(
+            "| `{scenario}` | {} | {} | {} | {} | {} | {unknown} | {} | none | {:.0} s |",
+            self.runs,
+            self.killed,
+            self.aborted,
+            self.finished,
+            self.acknowledged,
+            other.join("; "),
+            elapsed.as_secs_f64()
+        )
+    }
 }
+
+/// Runs after which a scenario starts a fresh folder, so its size (and the time a child takes
+/// to open it) stays bounded: the embedded store keeps what killed processes left behind.
+const FRESH_EVERY: u64 = 50;
+/// Disk use past which a scenario starts a fresh folder after the run.
+const FOLDER_LIMIT: u64 = 32 << 20;
+/// Runs between two printed rows of figures.
+const REPORT_EVERY: u64 = 25;
 
 /// The longest a child runs before the parent kills it.
 fn longest_run(scenario: &str) -> Duration {
@@ -182,8 +239,15 @@ async fn campaign(scenario: &str, salt: u64) {
     let mut known = Known::new(scenario);
     let mut figures = Figures::default();
     let mut dir = scratch(scenario);
+    figures.folders = 1;
+    let trace = std::env::var_os("TITO_CRASH_TRACE").is_some();
+    let minutes = env_u64("TITO_CRASH_MINUTES", 0);
     let started = Instant::now();
     for run in 0..runs {
+        if minutes > 0 && started.elapsed() > Duration::from_secs(60 * minutes) {
+            eprintln!("crash campaign `{scenario}`: stopped after {minutes} min, {run} runs");
+            break;
+        }
         let child_seed = rng.next();
         let kill = KillAt::random(&mut rng, longest_run(scenario));
         let outcome = run_child(scenario, &dir, child_seed, kill);
@@ -215,6 +279,27 @@ async fn campaign(scenario: &str, salt: u64) {
             }
         }
         figures.count_run(&outcome.lines);
+        if trace {
+            let said = |what: &str| {
+                (outcome.lines.iter())
+                    .filter(|l| parse(l).is_some_and(|w| w[0] == what))
+                    .count()
+            };
+            eprintln!(
+                "trace `{scenario}` run {run}: {kill:?}, ended {}, ready after {:?} ms, ran \
+                 {:.2} s, {} lines, {} ack, {} fail, {} reindexed, done {}, folder {} KiB",
+                outcome.status,
+                outcome.ready_after.map(|d| d.as_millis()),
+                outcome.ran.as_secs_f64(),
+                outcome.lines.len(),
+                said("ack") + said("pub"),
+                said("fail"),
+                said("reindexed"),
+                said("reindex-done"),
+                dir_size(&dir) / 1024,
+            );
+        }
+        let checking = Instant::now();
         let copy = dir.with_extension("check");
         copy_dir(&dir, &copy);
         let db = Embedded::open(&copy).await.unwrap();
@@ -225,16 +310,30 @@ async fn campaign(scenario: &str, salt: u64) {
         drop(db);
         let _ = std::fs::remove_dir_all(&copy);
         figures.checks += 1;
-        if known.wants_fresh_folder() {
+        if trace {
+            eprintln!(
+                "trace `{scenario}` run {run}: checked in {:.2} s",
+                checking.elapsed().as_secs_f64()
+            );
+        }
+        let full = (run + 1) % FRESH_EVERY == 0 || dir_size(&dir) > FOLDER_LIMIT;
+        if (known.wants_fresh_folder() || full) && run + 1 < runs {
             let _ = std::fs::remove_dir_all(&dir);
             dir = scratch(scenario);
             known = Known::new(scenario);
+            figures.folders += 1;
+        }
+        if (run + 1) % REPORT_EVERY == 0 {
+            eprintln!(
+                "crash campaign (seed {seed:#x}) so far: {}",
+                figures.row(scenario, started.elapsed())
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "crash campaign `{scenario}` (seed {seed:#x}): {figures:?} in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "crash campaign (seed {seed:#x}) done: {}\n{figures:?}",
+        figures.row(scenario, started.elapsed())
     );
 }
 
@@ -357,6 +456,19 @@ mod checks_object {
         assert!(check_first_handlings("o", &s(&["0", "1"]), 3).is_err());
         // A replayed event comes after newer ones of its key, and says so.
         assert!(check_first_handlings("o", &s(&["0", "2", "1r"]), 3).is_ok());
+    }
+
+    #[test]
+    fn seeding_after_a_delete_picks_absent_ids() {
+        use super::crash_support::writes::next_seed_ids;
+        // 300 seeded, one deleted by the writer, one added: the next child seeds the gap.
+        let mut view: BTreeMap<String, ()> = (0..300).map(|k| (format!("g{k:04}"), ())).collect();
+        view.remove("g0005");
+        view.insert("n1-0".into(), ());
+        view.remove("g0007");
+        assert_eq!(next_seed_ids(&view), ["g0005", "g0007"]);
+        view.clear();
+        assert_eq!(next_seed_ids(&view).len(), 30);
     }
 
     #[test]

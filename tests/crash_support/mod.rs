@@ -119,6 +119,10 @@ pub struct RunOutcome {
     pub killed: bool,
     /// What the child wrote on stderr (evidence when it failed).
     pub stderr: String,
+    /// How long after its start the child said `ready` (`None`: it never did).
+    pub ready_after: Option<Duration>,
+    /// How long the child ran, start to end.
+    pub ran: Duration,
 }
 
 impl RunOutcome {
@@ -202,8 +206,10 @@ pub fn run_child(scenario: &str, dir: &Path, seed: u64, kill: KillAt) -> RunOutc
         }
     });
     let mut printed = Vec::new();
-    let killed = wait_and_kill(&mut child.0, &lines, &mut printed, kill);
+    let started = Instant::now();
+    let (killed, ready_after) = wait_and_kill(&mut child.0, &lines, &mut printed, kill);
     let status = child.0.wait().unwrap();
+    let ran = started.elapsed();
     reader.join().unwrap();
     printed.extend(lines.try_iter());
     let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
@@ -213,17 +219,20 @@ pub fn run_child(scenario: &str, dir: &Path, seed: u64, kill: KillAt) -> RunOutc
         status,
         killed,
         stderr,
+        ready_after,
+        ran,
     }
 }
 
 /// Collects the child's lines until the kill moment, then kills it; returns whether it killed
-/// it (false when the child ended first). Waits for `ready` however slow the machine.
+/// it (false when the child ended first) and how long it took to say `ready`. Waits for
+/// `ready` however slow the machine.
 fn wait_and_kill(
     child: &mut Child,
     lines: &mpsc::Receiver<String>,
     printed: &mut Vec<String>,
     kill: KillAt,
-) -> bool {
+) -> (bool, Option<Duration>) {
     let started = Instant::now();
     let mut ready_at: Option<(Instant, usize)> = None;
     loop {
@@ -235,15 +244,15 @@ fn wait_and_kill(
             printed.push(line);
             if kill_due(ready_at, printed.len(), kill) {
                 let _ = child.kill();
-                return true;
+                return (true, ready_after(started, ready_at));
             }
         }
         if kill_due(ready_at, printed.len(), kill) {
             let _ = child.kill();
-            return true;
+            return (true, ready_after(started, ready_at));
         }
         if let Ok(Some(_)) = child.try_wait() {
-            return false;
+            return (false, ready_after(started, ready_at));
         }
         assert!(
             ready_at.is_some() || started.elapsed() < Duration::from_secs(180),
@@ -251,6 +260,10 @@ fn wait_and_kill(
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+fn ready_after(started: Instant, ready_at: Option<(Instant, usize)>) -> Option<Duration> {
+    ready_at.map(|(at, _)| at.duration_since(started))
 }
 
 fn kill_due(ready_at: Option<(Instant, usize)>, printed: usize, kill: KillAt) -> bool {
@@ -276,6 +289,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// The disk space the files under `dir` take: blocks, not lengths, since the embedded store's
+/// journals are sparse files of a fixed length.
+pub fn dir_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map_while(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            _ => entry.metadata().map(|m| m.blocks() * 512).unwrap_or(0),
+        })
+        .sum()
 }
 
 /// A fresh folder path under the system temporary folder.
