@@ -175,22 +175,26 @@ async fn workload(db: &TitoEngine) -> Result<(), TitoError> {
     Ok(())
 }
 
-#[test]
-fn operations_and_queue_work_are_counted_timed_and_traced() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let capture = Capture::default();
+/// Runs `work` on a one-thread runtime with `capture` recording its spans and events (and the
+/// metrics going to this thread's recorder, if one is set).
+fn traced<F: std::future::Future>(capture: &Capture, work: F) -> F::Output {
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        metrics::with_local_recorder(&recorder, || {
-            runtime.block_on(async {
-                let db = Embedded::temporary().await.unwrap();
-                workload(&db).await.unwrap();
-            })
+    tracing::subscriber::with_default(subscriber, || runtime.block_on(work))
+}
+
+#[test]
+fn operations_and_queue_work_are_counted_timed_and_traced() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let capture = Capture::default();
+    metrics::with_local_recorder(&recorder, || {
+        traced(&capture, async {
+            let db = Embedded::temporary().await.unwrap();
+            workload(&db).await.unwrap();
         })
     });
 
@@ -242,20 +246,13 @@ fn operations_and_queue_work_are_counted_timed_and_traced() {
 #[test]
 fn operations_past_the_slow_threshold_are_logged_at_warn() {
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            let db = Embedded::temporary()
-                .await
-                .unwrap()
-                .slow_threshold(Duration::ZERO);
-            let cities = db.clone().model::<City>();
-            assert!(cities.get("nowhere").await.unwrap().is_none());
-        })
+    traced(&capture, async {
+        let db = Embedded::temporary()
+            .await
+            .unwrap()
+            .slow_threshold(Duration::ZERO);
+        let cities = db.clone().model::<City>();
+        assert!(cities.get("nowhere").await.unwrap().is_none());
     });
     let seen = capture.0.lock().unwrap().clone();
     let slow = (seen.iter())

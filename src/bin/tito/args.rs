@@ -129,43 +129,18 @@ pub enum Command {
         format: Format,
     },
     /// Pending and retrying events per partition of a consumer group.
-    Lag {
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        queue: Queue,
-        #[command(flatten)]
-        format: Format,
-    },
+    Lag(Queue),
     /// A consumer group's progress per partition.
-    Checkpoints {
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        queue: Queue,
-        #[command(flatten)]
-        format: Format,
-    },
+    Checkpoints(Queue),
     /// A consumer group's dead letters with their errors.
     Dead {
-        #[command(flatten)]
-        target: Target,
         #[command(flatten)]
         queue: Queue,
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        #[command(flatten)]
-        format: Format,
     },
     /// Puts every dead letter of a consumer group back in its queue (writes).
-    Replay {
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        queue: Queue,
-        #[command(flatten)]
-        format: Format,
-    },
+    Replay(Queue),
     /// Prints a completion script for a shell.
     Completions {
         /// The shell.
@@ -173,12 +148,16 @@ pub enum Command {
     },
 }
 
-/// An event type and consumer group.
+/// A consumer group of an event type in a database, and how to show it.
 #[derive(Debug, Args)]
 pub struct Queue {
+    #[command(flatten)]
+    pub target: Target,
     /// The event type.
     pub event_type: String,
     /// The consumer group.
     #[arg(long, default_value = tito::queue::DEFAULT_GROUP)]
     pub group: String,
+    #[command(flatten)]
+    pub format: Format,
 }

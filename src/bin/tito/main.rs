@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tito::queue::TitoQueue;
 use tito::{AnyBackend, Embedded, TitoEngine, TitoError};
 
-use args::{Cli, Command, Target};
+use args::{Cli, Command, Queue, Target};
 use output::{Progress, Table, age, bytes, print_json};
 
 type Db = TitoEngine<AnyBackend>;
@@ -292,18 +292,11 @@ async fn run(command: Command) -> Result<(), Failure> {
             ]);
             out.print(format.json);
         }
-        Command::Lag {
-            target,
-            queue,
-            format,
-        } => {
-            let db = open(&target).await?;
-            let lag = TitoQueue::new(db)
-                .lag(&queue.event_type, &queue.group)
-                .await?;
+        Command::Lag(q) => {
+            let lag = queue(&q).await?.lag(&q.event_type, &q.group).await?;
             let mut out = Table::new(&["PARTITION", "PENDING", "RETRYING", "OLDEST"]);
             for l in lag {
-                let oldest: Value = if format.json {
+                let oldest: Value = if q.format.json {
                     json!(l.oldest_age.as_millis() as u64)
                 } else {
                     age(l.oldest_age).into()
@@ -315,16 +308,12 @@ async fn run(command: Command) -> Result<(), Failure> {
                     oldest,
                 ]);
             }
-            out.print(format.json);
+            out.print(q.format.json);
         }
-        Command::Checkpoints {
-            target,
-            queue,
-            format,
-        } => {
-            let db = open(&target).await?;
-            let checkpoints = (TitoQueue::new(db))
-                .checkpoints(&queue.event_type, &queue.group)
+        Command::Checkpoints(q) => {
+            let checkpoints = queue(&q)
+                .await?
+                .checkpoints(&q.event_type, &q.group)
                 .await?;
             let mut out = Table::new(&["PARTITION", "HANDLED", "DEAD", "LAST EVENT"]);
             for c in checkpoints {
@@ -335,17 +324,11 @@ async fn run(command: Command) -> Result<(), Failure> {
                     c.last_event_id.into(),
                 ]);
             }
-            out.print(format.json);
+            out.print(q.format.json);
         }
-        Command::Dead {
-            target,
-            queue,
-            limit,
-            format,
-        } => {
-            let db = open(&target).await?;
-            let dead = (TitoQueue::new(db))
-                .dead_letters(&queue.event_type, &queue.group, limit)
+        Command::Dead { queue: q, limit } => {
+            let dead = (queue(&q).await?)
+                .dead_letters(&q.event_type, &q.group, limit)
                 .await?;
             let mut out = Table::new(&["ID", "ACTION", "ENTITY", "ATTEMPTS", "ERROR"]);
             for letter in dead {
@@ -358,23 +341,23 @@ async fn run(command: Command) -> Result<(), Failure> {
                     letter.error.into(),
                 ]);
             }
-            out.print(format.json);
+            out.print(q.format.json);
         }
-        Command::Replay {
-            target,
-            queue,
-            format,
-        } => {
-            let db = open(&target).await?;
-            let replayed = (TitoQueue::new(db))
-                .replay_dead_letters(&queue.event_type, &queue.group)
+        Command::Replay(q) => {
+            let replayed = (queue(&q).await?)
+                .replay_dead_letters(&q.event_type, &q.group)
                 .await?;
             let mut out = Table::new(&["REPLAYED"]);
             out.row(vec![replayed.into()]);
-            out.print(format.json);
+            out.print(q.format.json);
         }
     }
     Ok(())
+}
+
+/// The queue of the database `q` names.
+async fn queue(q: &Queue) -> Result<std::sync::Arc<TitoQueue<AnyBackend>>, Failure> {
+    Ok(TitoQueue::new(open(&q.target).await?))
 }
 
 /// The record count of `table`, for progress bars.
