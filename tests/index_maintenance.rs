@@ -243,6 +243,51 @@ async fn reindex_runs_online_beside_concurrent_updates() {
     assert!(report.is_consistent(), "{report:?}");
 }
 
+/// An update through a model that lacks the new indexes, landing between two batches of the
+/// reindex that builds them, keeps the entries the reindex already wrote: the reindex registers
+/// the indexes before its first batch, so the older model maintains them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_model_keeps_entries_a_running_reindex_already_wrote() {
+    let db = support::engine().await;
+    seed_v1(&db, 20, false).await;
+    let (paused_tx, paused) = tokio::sync::oneshot::channel();
+    let (resume, resumed) = std::sync::mpsc::channel::<()>();
+    let resumed = std::sync::Mutex::new(resumed);
+    let reindex = {
+        let model = db.clone().model::<GadgetV2>();
+        let mut paused_tx = Some(paused_tx);
+        tokio::spawn(async move {
+            model
+                .reindex(10, |_| {
+                    // After the first batch: hold the reindex while the older model writes.
+                    if let Some(paused_tx) = paused_tx.take() {
+                        paused_tx.send(()).unwrap();
+                        resumed.lock().unwrap().recv().unwrap();
+                    }
+                })
+                .await
+        })
+    };
+    paused.await.unwrap();
+    let v1 = db.clone().model::<GadgetV1>();
+    db.transaction(|tx| async move {
+        let mut gadget = v1.find_by_id_tx("g003", vec![], &tx).await?;
+        gadget.color = "green".into();
+        v1.update(gadget, &tx).await
+    })
+    .await
+    .unwrap();
+    resume.send(()).unwrap();
+    reindex.await.unwrap().unwrap();
+
+    let model = db.clone().model::<GadgetV2>();
+    let report = model.verify().await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    let greens = model.query_by_index("by_color").value("green").clone();
+    let found = greens.execute().await.unwrap().items;
+    assert_eq!(found.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), ["g003"]);
+}
+
 #[tokio::test]
 async fn reindex_writes_each_record_back_byte_for_byte() {
     let db = support::engine().await;

@@ -154,7 +154,9 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         batch: usize,
         progress: impl FnMut(&ReindexProgress),
     ) -> Result<ReindexProgress> {
-        self.schema.check()?;
+        // Registered before the first batch, so that writers through models lacking these
+        // indexes maintain the entries a batch writes, instead of dropping them as unknown.
+        self.engine.registered(&self.schema).await?;
         let records = Records::new(&self.engine, ModelPlanner(self));
         let done = records.pass(pass, batch, progress).await?;
         // Every record has its entries: the model's indexes can answer queries, and the
