@@ -115,3 +115,47 @@ async fn a_stall_longer_than_the_lease_under_skew_keeps_each_keys_order() {
         );
     }
 }
+
+/// A worker with a `linger` looks for events at most once per linger: events published while it
+/// lingers wait for its next look, and are handled together.
+#[tokio::test(start_paused = true)]
+async fn a_lingering_worker_handles_what_was_published_meanwhile_together() {
+    let db: TitoEngine = Embedded::temporary().await.unwrap();
+    let queue = Arc::new(TitoQueue::new(db.clone()));
+    let linger = Duration::from_secs(10);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let handle = {
+        let calls = calls.clone();
+        worker(&queue, TokioClock::new(), Duration::from_secs(3))
+            .linger(linger)
+            .run(move |event| {
+                let seq = queue_support::entry_of(&event).seq;
+                calls
+                    .lock()
+                    .unwrap()
+                    .push((seq, tokio::time::Instant::now()));
+                Box::pin(async { Ok(()) })
+            })
+    };
+    let handled = |n: usize| {
+        let calls = calls.clone();
+        async move { calls.lock().unwrap().len() >= n }
+    };
+    publish(&db, "k0", 0).await.unwrap();
+    wait_until_within("the first event", 1, || handled(1)).await;
+    let published = tokio::time::Instant::now();
+    publish(&db, "k0", 1).await.unwrap();
+    publish(&db, "k0", 2).await.unwrap();
+    wait_until_within("the next two events", 1, || handled(3)).await;
+    handle.shutdown().await.unwrap();
+
+    let calls = calls.lock().unwrap().clone();
+    let seqs: Vec<u64> = calls.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    let waited = calls[1].1 - published;
+    assert!(
+        waited >= linger * 9 / 10 && waited <= linger * 2,
+        "published while the worker lingered, handled after {waited:?}"
+    );
+    assert_eq!(calls[1].1, calls[2].1, "handled in the same look");
+}

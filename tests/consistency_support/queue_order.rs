@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tito::backend::{Embedded, Faulty};
-use tito::queue::{TitoQueue, TokioClock, Worker, WorkerHandle, WorkerStats};
+use tito::queue::{
+    FencingToken, TitoQueue, TokioClock, Worker, WorkerHandle, WorkerStats, fencing_token,
+};
 use tito::types::partition_of;
 use tito::{PartitionConfig, RetryPolicy, TitoEvent, TitoModel, TitoOperation, TitoOptions};
 
@@ -46,6 +48,8 @@ const PAUSED_CALLS: u32 = 2;
 /// How far the steady workers' clocks run ahead of the paused ones': under the margin a worker
 /// keeps before its lease expires (a tenth of the TTL), so leases never overlap.
 const SKEW: Duration = Duration::from_millis(500);
+/// Events committed before the paused workers start.
+const BACKLOG: usize = 6 * KEYS;
 /// How long (virtual time) the run waits for every committed event to be handled before
 /// judging what it has.
 const PATIENCE: Duration = Duration::from_secs(600);
@@ -85,6 +89,15 @@ pub struct Publish {
     pub outcome: Outcome,
 }
 
+/// A plain handler call as it began, with the fencing token it ran under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub worker: String,
+    pub id: String,
+    pub key: String,
+    pub fence: FencingToken,
+}
+
 /// A completed plain handler call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handled {
@@ -101,6 +114,8 @@ pub struct QueueHistory {
     pub witness: BTreeMap<String, Vec<String>>,
     /// The plain group's handler completions, in completion order.
     pub handled: Vec<Handled>,
+    /// The plain group's handler calls, in the order they began.
+    pub started: Vec<Started>,
     /// Per key, the transactional group's applied events.
     pub ledgers: BTreeMap<String, Vec<String>>,
     /// Workers whose run ended with an error instead of running until stopped.
@@ -116,20 +131,43 @@ fn keys() -> Vec<String> {
         .collect()
 }
 
-type Log = Arc<Mutex<Vec<Handled>>>;
+/// The plain group's calls as they begin and as they complete.
+#[derive(Default)]
+struct Calls {
+    started: Vec<Started>,
+    handled: Vec<Handled>,
+}
+
+type Log = Arc<Mutex<Calls>>;
 
 pub async fn run(seed: u64) -> RunReport {
     let (faulty, db, plain) = databases(fault_plan(seed)).await;
     let queue = TitoQueue::new(db.clone());
     let clock = Clock::start();
     let log: Log = Arc::default();
-    // The paused workers start alone and take every partition; the steady ones join as the
+    for group in [PLAIN_GROUP, TRANSACTIONAL_GROUP] {
+        queue.register_group(EVENT, group).await.unwrap();
+    }
+    let mut rng = Rng::new(seed);
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| tokio::spawn(publish_events(db.clone(), rng.fork(), clock, p)))
+        .collect();
+    // The paused workers start once a backlog waits, so the batch a stalled call belongs to
+    // holds more of its key's events; they take every partition. The steady ones join as the
     // events flow, and take over each partition whose lease lapsed under a sleeping handler.
+    wait_for("a backlog", PATIENCE, || async {
+        let committed: usize = (records::<Witness>(&plain).await.values())
+            .map(Vec::len)
+            .sum();
+        committed >= BACKLOG
+    })
+    .await;
     let mut workers = vec![
         plain_worker(&queue, "plain-paused", true, &log, clock),
         transactional_worker(&queue, &db, "transactional-paused", true),
     ];
-    // The groups register when their workers start; an event published before would skip them.
+    // Faults start once they hold leases: a paused worker whose first heartbeat failed would
+    // try again only after `PAUSED_HEARTBEAT`.
     wait_for(
         "the paused workers to hold leases",
         Duration::from_secs(30),
@@ -137,10 +175,6 @@ pub async fn run(seed: u64) -> RunReport {
     )
     .await;
     faulty.set_active(true);
-    let mut rng = Rng::new(seed);
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| tokio::spawn(publish_events(db.clone(), rng.fork(), clock, p)))
-        .collect();
     workers.push(plain_worker(&queue, "plain-steady", false, &log, clock));
     workers.push(transactional_worker(
         &queue,
@@ -168,12 +202,13 @@ pub async fn run(seed: u64) -> RunReport {
             worker_errors.push(format!("{id} ended with {e:?}; its stats: {stats:?}"));
         }
     }
-    let handled = log.lock().unwrap().clone();
+    let Calls { started, handled } = std::mem::take(&mut *log.lock().unwrap());
     let history = QueueHistory {
         publishes,
         worker_errors,
         witness: records::<Witness>(&plain).await,
         handled,
+        started,
         ledgers: records::<Ledger>(&plain).await,
     };
     let mut report = RunReport::default();
@@ -226,7 +261,9 @@ where
 async fn all_handled(plain: &PlainDb, log: &Log) -> bool {
     let witness = records::<Witness>(plain).await;
     let ledgers = records::<Ledger>(plain).await;
-    let handled: HashSet<String> = log.lock().unwrap().iter().map(|h| h.id.clone()).collect();
+    let handled: HashSet<String> = (log.lock().unwrap().handled.iter())
+        .map(|h| h.id.clone())
+        .collect();
     let committed = || witness.values().flatten();
     let applied: usize = ledgers.values().map(Vec::len).sum();
     if !committed().all(|id| handled.contains(id)) || applied < committed().count() {
@@ -386,11 +423,17 @@ fn plain_worker(
     let (log, worker_id, calls) = (log.clone(), id.to_string(), Arc::new(AtomicU32::new(0)));
     worker(queue, PLAIN_GROUP, id, paused).run(move |event| {
         let (log, worker_id, calls) = (log.clone(), worker_id.clone(), calls.clone());
+        let record = published(&event);
+        log.lock().unwrap().started.push(Started {
+            worker: worker_id.clone(),
+            id: record.id.clone(),
+            key: record.key.clone(),
+            fence: fencing_token().expect("handlers run under a fencing token"),
+        });
         Box::pin(async move {
             maybe_pause(paused, &calls).await;
-            let record = published(&event);
             // Logged as the call completes: the order of first completions is the one judged.
-            log.lock().unwrap().push(Handled {
+            log.lock().unwrap().handled.push(Handled {
                 worker: worker_id,
                 id: record.id,
                 key: record.key,
@@ -425,9 +468,34 @@ fn transactional_worker(
 }
 
 /// Judges a queue history: publishes against the witnesses, the plain group's first handling
-/// against the commit order, and the transactional group's ledgers against it exactly.
+/// against the commit order, its calls against their leases (none begins under a lease after
+/// a call under a later lease of the same partition began), and the transactional group's
+/// ledgers against the commit order exactly.
 pub fn check(history: &QueueHistory) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
+    let mut latest: BTreeMap<u32, &Started> = BTreeMap::new();
+    for call in &history.started {
+        let newest = latest.entry(call.fence.partition).or_insert(call);
+        if call.fence.token > newest.fence.token {
+            *newest = call;
+        } else if call.fence.token < newest.fence.token {
+            anomalies.push(Anomaly::new(
+                format!(
+                    "plain group: {} began {} (key {}) under lease token {} of partition {}, \
+                     after {} began {} under token {}",
+                    call.worker,
+                    call.id,
+                    call.key,
+                    call.fence.token,
+                    call.fence.partition,
+                    newest.worker,
+                    newest.id,
+                    newest.fence.token
+                ),
+                excerpt(history, &call.key),
+            ));
+        }
+    }
     for error in &history.worker_errors {
         anomalies.push(Anomaly::new(
             "a worker stopped on its own (an error ended its run before it was stopped)",
@@ -569,9 +637,47 @@ mod tests {
             ],
             witness: BTreeMap::from([("k".to_string(), ids(&["a", "b", "c"]))]),
             handled,
+            started: Vec::new(),
             ledgers: BTreeMap::from([("k".to_string(), ids(ledger))]),
             worker_errors: Vec::new(),
         }
+    }
+
+    fn started(worker: &str, id: &str, partition: u32, token: u64) -> Started {
+        Started {
+            worker: worker.into(),
+            id: id.into(),
+            key: "k".into(),
+            fence: FencingToken { partition, token },
+        }
+    }
+
+    #[test]
+    fn a_call_under_a_lease_already_taken_over_is_reported() {
+        let ok = |calls| {
+            let mut h = history(
+                vec![handled("a", 1), handled("b", 2), handled("c", 3)],
+                &["a", "b", "c"],
+            );
+            h.started = calls;
+            check(&h)
+        };
+        let taken_over = vec![
+            started("old", "a", 3, 1),
+            started("new", "b", 3, 2),
+            started("other", "z", 4, 1),
+        ];
+        assert!(ok(taken_over.clone()).is_empty());
+        let mut late = taken_over;
+        late.push(started("old", "c", 3, 1));
+        let found = ok(late);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .what
+                .contains("old began c (key k) under lease token 1 of partition 3"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p tito-queue --example queue_bench -- \
-//!     [--rtt 1ms] [--events N] [--per-tx N] [--history N] [events] [per_tx]
+//!     [--rtt 1ms] [--events N] [--per-tx N] [--history N] [--linger 0ms] [events] [per_tx]
 //! ```
 //!
 //! Every run opens a fresh temporary database as `Latency<Counting<AnyBackend>>`: `--rtt`
@@ -15,10 +15,13 @@
 //! With `--rtt 0` (skipped otherwise: they would take minutes):
 //! 1. publish only: `events` (default 100,000) inserts with events, `per_tx` (default 100)
 //!    records per transaction, 2 publishers;
-//! 2. drain only: a worker (concurrency 8, batches of 512, polling every 5 ms) handles run 1's
-//!    backlog;
+//! 2. drain only: a worker (concurrency 8, batches of 512, polling every 5 ms, lingering
+//!    `--linger`, default 0) handles run 1's backlog;
 //! 3. end to end: publishers and that worker run together, as fast as they can; events over the
 //!    time until the worker stopped.
+//!
+//! Each line gives the phase's CPU time per event (the whole process, from `/proc/self/stat`),
+//! which a busy machine disturbs far less than the rates, and the publish transactions begun.
 //!
 //! Paced (at rtt 0, or with `--history`): one event per transaction at 2,000 events/s, with the
 //! handling latency (handling time minus the event's `created_at`, p50/p99) on a fresh database
@@ -35,6 +38,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,10 +109,11 @@ struct Args {
     events: u64,
     per_tx: u64,
     history: Option<u64>,
+    linger: Duration,
 }
 
 const USAGE: &str = "usage: queue_bench [--rtt 1ms] [--events N] [--per-tx N] [--history N] \
-                     [events] [per_tx]";
+                     [--linger 0ms] [events] [per_tx]";
 
 fn parse_args() -> Result<Args, String> {
     let mut parsed = Args {
@@ -116,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
         events: 100_000,
         per_tx: 100,
         history: None,
+        linger: Duration::ZERO,
     };
     let mut positional = 0;
     let mut args = std::env::args().skip(1);
@@ -135,6 +141,7 @@ fn parse_args() -> Result<Args, String> {
             "--events" => parsed.events = parse_count(&value()?)?,
             "--per-tx" => parsed.per_tx = parse_count(&value()?)?.max(1),
             "--history" => parsed.history = Some(parse_count(&value()?)?),
+            "--linger" => parsed.linger = parse_duration(&value()?)?,
             "-h" | "--help" => return Err(USAGE.into()),
             _ if flag.starts_with('-') => return Err(format!("unknown flag {flag}\n{USAGE}")),
             _ => {
@@ -197,6 +204,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Publishes events `range` on `keys` partition keys, `per_tx` per transaction, from
 /// `publishers` concurrent tasks (event `n` goes to publisher `n % publishers`).
+/// Publish transactions begun, retries included.
+static PUBLISH_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
 async fn publish<B: Backend>(
     db: &TitoEngine<B>,
     range: Range<u64>,
@@ -213,6 +223,7 @@ async fn publish<B: Backend>(
             for chunk in mine.chunks(per_tx.max(1) as usize) {
                 db.transaction_with_retry(RetryPolicy::default(), |tx| {
                     let model = model.clone();
+                    PUBLISH_ATTEMPTS.fetch_add(1, Ordering::Relaxed);
                     async move {
                         for &n in chunk {
                             let options = TitoOptions::with_events(TitoOperation::Insert);
@@ -251,11 +262,12 @@ async fn publish_one<B: Backend>(db: &TitoEngine<B>, record: Tick) -> Result<(),
 }
 
 /// The worker of the rtt-0 throughput and paced runs.
-fn tuned<B: Backend>(db: &TitoEngine<B>) -> Worker<B> {
+fn tuned<B: Backend>(db: &TitoEngine<B>, linger: Duration) -> Worker<B> {
     Worker::new(TitoQueue::new(db.clone()), "tick")
         .concurrency(8)
         .batch_size(512)
         .poll_interval(Duration::from_millis(5))
+        .linger(linger)
 }
 
 /// What a drain saw.
@@ -329,6 +341,52 @@ fn rate(events: u64, took: Duration) -> String {
     format!("{per_second:>8.0} events/s ({events} in {took:.2?})")
 }
 
+/// A phase being measured: its wall time and the CPU time the whole process spends in it,
+/// which a busy machine disturbs far less than the wall time.
+struct Phase {
+    start: Instant,
+    cpu: Option<Duration>,
+    attempts: u64,
+}
+
+impl Phase {
+    fn start() -> Self {
+        Phase {
+            start: Instant::now(),
+            cpu: cpu_time(),
+            attempts: PUBLISH_ATTEMPTS.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Its rate over `events`, with the publish transactions it began (retries included) and
+    /// its CPU time per event where the system reports it.
+    fn rate(&self, events: u64) -> String {
+        let rate = rate(events, self.start.elapsed());
+        let rate = match PUBLISH_ATTEMPTS.load(Ordering::Relaxed) - self.attempts {
+            0 => rate,
+            attempts => format!("{rate}, {attempts} publish attempts"),
+        };
+        match (self.cpu, cpu_time()) {
+            (Some(before), Some(after)) => {
+                let cpu = after.saturating_sub(before);
+                let per_event = cpu.as_secs_f64() * 1e6 / events as f64;
+                format!("{rate}, cpu {cpu:.2?} ({per_event:.1} us/event)")
+            }
+            _ => rate,
+        }
+    }
+}
+
+/// The user and system CPU time of this process so far, on Linux (`/proc/self/stat`, in
+/// clock ticks of 10 ms, the kernel's USER_HZ on every mainstream architecture).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// How far a drain that gave up got.
 fn gave_up(drained: &Drained, events: u64, limit: Duration) -> String {
     format!(
@@ -391,14 +449,14 @@ async fn main() -> Result<(), TitoError> {
     let mut after_run_3 = None;
     if rtt.is_zero() {
         let db = open(rtt).await?;
-        let start = Instant::now();
+        let phase = Phase::start();
         publish(&db, 0..events, per_tx, KEYS, PUBLISHERS).await?;
-        println!("publish only:  {}", rate(events, start.elapsed()));
-        let start = Instant::now();
-        let (drained, worker) = drain(tuned(&db), events, LONG_DRAIN_LIMIT).await;
+        println!("publish only:  {}", phase.rate(events));
+        let phase = Phase::start();
+        let (drained, worker) = drain(tuned(&db, args.linger), events, LONG_DRAIN_LIMIT).await;
         stop(worker).await?;
         match drained.took {
-            Some(_) => println!("drain only:    {}", rate(events, start.elapsed())),
+            Some(_) => println!("drain only:    {}", phase.rate(events)),
             None => println!(
                 "drain only:    {}",
                 gave_up(&drained, events, LONG_DRAIN_LIMIT)
@@ -406,18 +464,19 @@ async fn main() -> Result<(), TitoError> {
         }
 
         let db = open(rtt).await?;
-        let start = Instant::now();
+        let phase = Phase::start();
         let consumer = tokio::spawn({
             let db = db.clone();
             async move {
-                let (drained, worker) = drain(tuned(&db), events, LONG_DRAIN_LIMIT).await;
+                let (drained, worker) =
+                    drain(tuned(&db, args.linger), events, LONG_DRAIN_LIMIT).await;
                 stop(worker).await.map(|()| drained)
             }
         });
         publish(&db, 0..events, per_tx, KEYS, PUBLISHERS).await?;
         let drained = consumer.await.map_err(TitoError::custom)??;
         match drained.took {
-            Some(_) => println!("end to end:    {}", rate(events, start.elapsed())),
+            Some(_) => println!("end to end:    {}", phase.rate(events)),
             None => println!(
                 "end to end:    {}",
                 gave_up(&drained, events, LONG_DRAIN_LIMIT)
@@ -432,7 +491,7 @@ async fn main() -> Result<(), TitoError> {
         Some(n) => {
             let db = open(rtt).await?;
             publish(&db, 0..n, per_tx, KEYS, PUBLISHERS).await?;
-            let (drained, worker) = drain(tuned(&db), n, LONG_DRAIN_LIMIT).await;
+            let (drained, worker) = drain(tuned(&db, Duration::ZERO), n, LONG_DRAIN_LIMIT).await;
             stop(worker).await?;
             if drained.took.is_none() {
                 println!("history: {}", gave_up(&drained, n, LONG_DRAIN_LIMIT));
@@ -462,7 +521,8 @@ async fn paced(db: Db, first: u64) -> Result<Vec<u64>, TitoError> {
     let consumer = tokio::spawn({
         let db = db.clone();
         async move {
-            let (drained, worker) = drain(tuned(&db), PACED, NETWORKED_DRAIN_LIMIT).await;
+            let (drained, worker) =
+                drain(tuned(&db, Duration::ZERO), PACED, NETWORKED_DRAIN_LIMIT).await;
             stop(worker).await.map(|()| drained)
         }
     });

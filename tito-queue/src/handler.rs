@@ -1,6 +1,6 @@
-//! Event handlers as the worker stores them, and the guard that turns a panicking handler into
+//! Event handlers as the worker stores them, the guard that turns a panicking handler into
 //! an ordinary failure, so a panic is retried and dead-lettered like an error instead of killing
-//! the worker.
+//! the worker, and the fencing token a handler call runs under.
 
 use std::any::Any;
 use std::future::Future;
@@ -29,6 +29,29 @@ pub(crate) enum Handler<B: Backend> {
     Transactional(Arc<TransactionalFn<B>>),
 }
 
+/// The lease a handler call runs under: its partition, and the lease's fencing token, which
+/// grows with every acquisition of the partition by any worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FencingToken {
+    /// The partition of the event being handled.
+    pub partition: u32,
+    /// The token of the worker's lease on it.
+    pub token: u64,
+}
+
+tokio::task_local! {
+    static FENCING_TOKEN: FencingToken;
+}
+
+/// The fencing token of the handler call running on this task; `None` outside a handler.
+///
+/// A worker paused past its lease may still be inside a handler call when another worker takes
+/// the partition over. A system the handler writes to can refuse such late writes by keeping,
+/// per partition, the highest token it has seen and rejecting writes that carry a lower one.
+pub fn fencing_token() -> Option<FencingToken> {
+    FENCING_TOKEN.try_with(|token| *token).ok()
+}
+
 impl<B: Backend> Clone for Handler<B> {
     fn clone(&self) -> Self {
         match self {
@@ -42,14 +65,17 @@ impl<B: Backend> Clone for Handler<B> {
 /// event, and must fit in a stored value (see `tito_core::event::MAX_EVENT_LEN`).
 pub const MAX_ERROR_LEN: usize = 4 * 1024;
 
-/// Runs a handler: its error, its panic (while building or polling its future), or running
-/// longer than `timeout` becomes `Err(message)`, cut to [`MAX_ERROR_LEN`].
+/// Runs a handler under `token` (see [`fencing_token`]): its error, its panic (while building
+/// or polling its future), or running longer than `timeout` becomes `Err(message)`, cut to
+/// [`MAX_ERROR_LEN`].
 pub(crate) async fn run_guarded(
+    token: FencingToken,
     timeout: Option<Duration>,
     make: impl FnOnce() -> HandlerFuture,
 ) -> Result<(), String> {
-    let future = match catch_unwind(AssertUnwindSafe(make)) {
-        Ok(future) => CatchUnwind(future),
+    let made = FENCING_TOKEN.sync_scope(token, || catch_unwind(AssertUnwindSafe(make)));
+    let future = match made {
+        Ok(future) => FENCING_TOKEN.scope(token, CatchUnwind(future)),
         Err(panic) => return Err(bounded(panic_message(panic))),
     };
     let outcome = match timeout {
@@ -105,15 +131,41 @@ fn panic_message(panic: Box<dyn Any + Send>) -> String {
 mod tests {
     use super::*;
 
+    const TOKEN: FencingToken = FencingToken {
+        partition: 7,
+        token: 3,
+    };
+
+    #[tokio::test]
+    async fn handlers_see_their_fencing_token_while_they_are_built_and_run() {
+        assert_eq!(fencing_token(), None);
+        let seen = run_guarded(TOKEN, None, || {
+            let built = fencing_token();
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                match (built, fencing_token()) {
+                    (Some(TOKEN), Some(TOKEN)) => Ok(()),
+                    other => Err(TitoError::custom(format!("{other:?}"))),
+                }
+            })
+        })
+        .await;
+        assert_eq!(seen, Ok(()));
+        assert_eq!(fencing_token(), None);
+    }
+
     #[tokio::test]
     async fn panics_and_errors_become_failures() {
-        let ok = run_guarded(None, || Box::pin(async { Ok(()) })).await;
+        let ok = run_guarded(TOKEN, None, || Box::pin(async { Ok(()) })).await;
         assert_eq!(ok, Ok(()));
-        let err = run_guarded(None, || Box::pin(async { Err(TitoError::custom("nope")) })).await;
+        let err = run_guarded(TOKEN, None, || {
+            Box::pin(async { Err(TitoError::custom("nope")) })
+        })
+        .await;
         assert_eq!(err, Err("nope".to_string()));
-        let polled = run_guarded(None, || Box::pin(async { panic!("boom") })).await;
+        let polled = run_guarded(TOKEN, None, || Box::pin(async { panic!("boom") })).await;
         assert_eq!(polled, Err("handler panicked: boom".to_string()));
-        let built = run_guarded(None, || panic!("early {}", 1)).await;
+        let built = run_guarded(TOKEN, None, || panic!("early {}", 1)).await;
         assert_eq!(built, Err("handler panicked: early 1".to_string()));
     }
 
@@ -121,7 +173,7 @@ mod tests {
     async fn long_errors_are_cut_to_the_limit_on_a_character_boundary() {
         let long = "é".repeat(MAX_ERROR_LEN);
         let error = long.clone();
-        let cut = run_guarded(None, move || {
+        let cut = run_guarded(TOKEN, None, move || {
             Box::pin(async move { Err(TitoError::custom(error)) })
         })
         .await
@@ -129,7 +181,7 @@ mod tests {
         assert!(cut.len() <= MAX_ERROR_LEN, "{}", cut.len());
         assert!(cut.ends_with(&format!("... (cut from {} bytes)", long.len())));
         assert!(long.starts_with(cut.split("...").next().unwrap()));
-        let panicked = run_guarded(None, move || panic!("{}", "x".repeat(1 << 20)))
+        let panicked = run_guarded(TOKEN, None, move || panic!("{}", "x".repeat(1 << 20)))
             .await
             .unwrap_err();
         assert!(panicked.len() <= MAX_ERROR_LEN);
@@ -138,9 +190,9 @@ mod tests {
     #[tokio::test]
     async fn a_handler_running_too_long_fails() {
         let limit = Some(Duration::from_millis(10));
-        let hung = run_guarded(limit, || Box::pin(std::future::pending())).await;
+        let hung = run_guarded(TOKEN, limit, || Box::pin(std::future::pending())).await;
         assert_eq!(hung, Err("handler timed out after 10ms".to_string()));
-        let quick = run_guarded(limit, || Box::pin(async { Ok(()) })).await;
+        let quick = run_guarded(TOKEN, limit, || Box::pin(async { Ok(()) })).await;
         assert_eq!(quick, Ok(()));
     }
 }

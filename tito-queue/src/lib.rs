@@ -48,7 +48,7 @@ use tito_core::{Backend, TitoEvent};
 use tokio::sync::broadcast;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use handler::{BoxFuture, HandlerFuture, MAX_ERROR_LEN};
+pub use handler::{BoxFuture, FencingToken, HandlerFuture, MAX_ERROR_LEN, fencing_token};
 pub use inspect::PartitionLag;
 pub use queue::TitoQueue;
 pub use stored::{CallRecord, Checkpoint, DeadLetter, Member, PartitionLease, RetryEntry};

@@ -55,6 +55,7 @@ pub(crate) struct Settings {
     pub batch_size: usize,
     pub poll_interval: Duration,
     pub idle_poll_interval: Duration,
+    pub linger: Duration,
     pub shutdown_timeout: Duration,
     pub handler_timeout: Option<Duration>,
     pub clock: Arc<dyn Clock>,
@@ -126,6 +127,7 @@ impl<B: Backend> Worker<B> {
                 batch_size: 256,
                 poll_interval: Duration::from_millis(50),
                 idle_poll_interval: Duration::from_millis(500),
+                linger: Duration::ZERO,
                 shutdown_timeout: Duration::from_secs(30),
                 handler_timeout: Some(DEFAULT_HANDLER_TIMEOUT),
                 clock: Arc::new(SystemClock),
@@ -233,6 +235,16 @@ impl<B: Backend> Worker<B> {
     /// snapshot and one read), whatever the number of partitions.
     pub fn idle_poll_interval(mut self, every: Duration) -> Self {
         self.settings.idle_poll_interval = every.clamp(Duration::from_millis(1), LONGEST_WAIT);
+        self
+    }
+
+    /// The least time between two looks for new events (default zero: announcements and
+    /// finished batches prompt one at once), like Kafka's `linger.ms`. Events published
+    /// meanwhile are handled together, so under load each partition's batch carries more events
+    /// and fewer acknowledgements are paid per event, at the price of up to `linger` more
+    /// latency. The queue benchmark (`--linger`) measures the trade.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.settings.linger = linger.min(LONGEST_WAIT);
         self
     }
 

@@ -35,7 +35,7 @@ use super::retry_area::read_parked;
 use super::runtime::Runtime;
 use super::state::{KeyProgress, Parked};
 use super::sweep::{KeyWork, Work};
-use crate::handler::{Handler, run_guarded};
+use crate::handler::{FencingToken, Handler, run_guarded};
 use crate::stored::{CallRecord, DeadLetter, PartitionLease, RetryEntry};
 
 /// Why a batch stopped early.
@@ -464,7 +464,8 @@ impl<B: Backend> PartitionRun<B> {
                 let handler = handler.clone();
                 let timeout = self.rt.settings.handler_timeout;
                 let started = Instant::now();
-                let outcome = run_guarded(timeout, || handler(event.clone())).await;
+                let token = self.fencing_token();
+                let outcome = run_guarded(token, timeout, || handler(event.clone())).await;
                 self.rt.counters.handler_ran(started.elapsed());
                 match outcome {
                     Ok(()) => {
@@ -481,7 +482,9 @@ impl<B: Backend> PartitionRun<B> {
                     let tx = self.rt.engine.begin().await?;
                     let timeout = self.rt.settings.handler_timeout;
                     let started = Instant::now();
-                    let outcome = run_guarded(timeout, || handler(event.clone(), tx.clone())).await;
+                    let token = self.fencing_token();
+                    let outcome =
+                        run_guarded(token, timeout, || handler(event.clone(), tx.clone())).await;
                     self.rt.counters.handler_ran(started.elapsed());
                     if let Err(error) = outcome {
                         // A store error the handler passed on (a conflict, a busy cluster) is not
@@ -604,6 +607,13 @@ impl<B: Backend> PartitionRun<B> {
         }
         self.batch.handled(event);
         Ok(())
+    }
+
+    fn fencing_token(&self) -> FencingToken {
+        FencingToken {
+            partition: self.partition,
+            token: self.token,
+        }
     }
 
     fn renewed(&self, expires_at: u64) {

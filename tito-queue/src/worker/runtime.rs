@@ -114,6 +114,12 @@ impl<B: Backend> Runtime<B> {
         let mut full_every = s.poll_interval;
         let mut last_full: Option<Instant> = None;
         let mut cursor = s.partitions.start;
+        // No sweep runs sooner than `linger` after the previous one; one that announcements or
+        // finished batches call for runs at once otherwise.
+        let mut last_sweep: Option<Instant> = None;
+        let lingered = |last_sweep: Option<Instant>, at: Instant| {
+            last_sweep.map_or(at, |last| at.max(last + s.linger))
+        };
         loop {
             let active = leader
                 .as_ref()
@@ -136,18 +142,19 @@ impl<B: Backend> Runtime<B> {
                 Some(done) = beat.join_next() => {
                     report(done);
                     // Partitions it acquired are read at once.
-                    next_sweep = Instant::now();
+                    next_sweep = next_sweep.min(lingered(last_sweep, Instant::now()));
                 }
                 Some(done) = tasks.join_next() => {
                     report(done);
-                    next_sweep = Instant::now();
+                    next_sweep = next_sweep.min(lingered(last_sweep, Instant::now()));
                 }
                 keys = published.recv() => {
                     self.hint(keys, &mut published);
-                    next_sweep = Instant::now();
+                    next_sweep = next_sweep.min(lingered(last_sweep, Instant::now()));
                 }
                 () = sleep_until(next_sweep) => {
                     let now = Instant::now();
+                    last_sweep = Some(now);
                     let full = last_full.is_none_or(|at| now >= at + full_every);
                     if full {
                         last_full = Some(now);
@@ -176,6 +183,7 @@ impl<B: Backend> Runtime<B> {
                         let wait = due.saturating_sub(s.now_micros()).max(1_000);
                         next_sweep = next_sweep.min(Instant::now() + Duration::from_micros(wait));
                     }
+                    next_sweep = lingered(last_sweep, next_sweep);
                 }
             }
         }
