@@ -5,47 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+
+mod cities;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tito::queue::{DEFAULT_GROUP, TitoQueue, Worker};
-use tito::types::{
-    TitoEventConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait,
-};
-use tito::{Embedded, RetryPolicy, TitoError, TitoOperation, TitoOptions};
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct City {
-    id: String,
-    name: String,
-    population: i64,
-}
-
-impl TitoModelTrait for City {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-    fn get_table_name(&self) -> String {
-        "city".into()
-    }
-    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
-        vec![TitoIndexConfig {
-            condition: true,
-            name: "by_population".into(),
-            fields: vec![TitoIndexField {
-                name: "population".into(),
-                r#type: TitoIndexBlockType::Number,
-            }],
-            custom_generator: None,
-        }]
-    }
-    fn events(&self) -> Vec<TitoEventConfig> {
-        vec![TitoEventConfig {
-            name: "city".into(),
-        }]
-    }
-}
+use tito::queue::DEFAULT_GROUP;
+use tito::{Embedded, TitoError};
 
 /// Runs `tito <command> <dir> <rest>`.
 fn tito(command: &str, dir: &Path, rest: &[&str]) -> Output {
@@ -75,61 +41,10 @@ fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()))
 }
 
-/// Writes three cities, with events, into a database folder, and dead-letters the event of
-/// the first one with a worker that always fails.
+/// Fills a database folder with the cities of [`cities::fill`].
 async fn fill(dir: &Path) {
     let db = Embedded::open(dir).await.unwrap();
-    let cities = db.clone().model::<City>();
-    for (id, name, population) in [
-        ("c1", "Oslo", -5),
-        ("c2", "Lima", 10_000_000_000),
-        ("c3", "Rome", 7),
-    ] {
-        let city = City {
-            id: id.into(),
-            name: name.into(),
-            population,
-        };
-        let cities = cities.clone();
-        db.transaction(|tx| async move {
-            let options = TitoOptions::with_events(TitoOperation::Insert);
-            cities.build_with_options(city, options, &tx).await?;
-            Ok::<_, TitoError>(())
-        })
-        .await
-        .unwrap();
-    }
-    let queue = TitoQueue::new(db.clone());
-    let worker = Worker::new(queue.clone(), "city")
-        .poll_interval(Duration::from_millis(5))
-        .retry(RetryPolicy {
-            max_attempts: 1,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        })
-        .run(|event| {
-            Box::pin(async move {
-                if event.record_id == "c1" {
-                    return Err(TitoError::custom("the map is missing"));
-                }
-                Ok(())
-            })
-        });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while queue
-        .dead_letters("city", DEFAULT_GROUP, 10)
-        .await
-        .unwrap()
-        .is_empty()
-        || !queue.lag("city", DEFAULT_GROUP).await.unwrap().is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    worker.shutdown().await.unwrap();
+    cities::fill(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,7 +285,10 @@ async fn an_older_model_keeps_entries_a_running_reindex_already_wrote() {
     assert!(report.is_consistent(), "{report:?}");
     let greens = model.query_by_index("by_color").value("green").clone();
     let found = greens.execute().await.unwrap().items;
-    assert_eq!(found.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), ["g003"]);
+    assert_eq!(
+        found.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        ["g003"]
+    );
 }
 
 #[tokio::test]
