@@ -24,9 +24,7 @@ const BACKLOG: u32 = 30;
 /// A database with cities, one dead letter, a record whose name is markup, and a backlog.
 async fn database() -> TitoEngine<AnyBackend> {
     let db = support::engine().await;
-    cities::fill(&db).await;
-    cities::insert(&db, "x1", r#"<script>alert("x")</script>"#, 42).await;
-    cities::backlog(&db, BACKLOG).await;
+    cities::dashboard(&db, BACKLOG).await;
     db
 }
 

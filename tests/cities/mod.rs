@@ -119,3 +119,11 @@ pub async fn backlog<B: Backend>(db: &TitoEngine<B>, n: u32) {
         .await;
     }
 }
+
+/// The dashboard tests' database: [`fill`]'s cities and dead letter, a city whose name is
+/// markup (`x1`), and a backlog of `backlog` more cities.
+pub async fn dashboard<B: Backend>(db: &TitoEngine<B>, backlog_len: u32) {
+    fill(db).await;
+    insert(db, "x1", r#"<script>alert("x")</script>"#, 42).await;
+    backlog(db, backlog_len).await;
+}

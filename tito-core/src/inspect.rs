@@ -254,7 +254,7 @@ fn to_hex(bytes: &[u8]) -> String {
 /// The bytes of an index page cursor.
 fn from_hex(text: &str) -> Result<Vec<u8>> {
     let invalid = || TitoError::InvalidCursor("not an index page cursor".into());
-    if text.len() % 2 != 0 || text.is_empty() {
+    if !text.len().is_multiple_of(2) || text.is_empty() {
         return Err(invalid());
     }
     (0..text.len())

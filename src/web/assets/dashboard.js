@@ -29,8 +29,10 @@
     var line = document.querySelector("#throughput polyline");
     if (!line || rates.length === 0) return;
     var max = Math.max.apply(null, rates.concat([1]));
-    var step = 600 / Math.max(rates.length - 1, 1);
-    line.setAttribute("points", rates.map(function (r, i) {
+    // One sample draws a flat line; more spread over the width.
+    var points = rates.length === 1 ? [rates[0], rates[0]] : rates;
+    var step = 600 / (points.length - 1);
+    line.setAttribute("points", points.map(function (r, i) {
       return (i * step).toFixed(1) + "," + (78 - (r / max) * 74).toFixed(1);
     }).join(" "));
     document.getElementById("rate").textContent = rates[rates.length - 1].toFixed(1) + " /s";
