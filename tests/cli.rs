@@ -231,3 +231,76 @@ async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
     assert_eq!(missing.status.code(), Some(4), "{missing:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One HTTP/1.1 request to `addr`; the answer's status line and body.
+fn http(addr: &str, request_line: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "{request_line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serves_the_dashboard_on_localhost_read_only_by_default() {
+    use std::io::BufRead;
+    let dir = temp_dir();
+    fill(&dir).await;
+    /// The server process, stopped even if an assertion fails.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_tito"))
+            .args(["serve"])
+            .arg(&dir)
+            .args(["--port", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "binds locally: {line}");
+    assert!(line.contains("read-only"), "{line}");
+
+    let (status, page) = http(&addr, "GET /", "");
+    assert!(status.contains("200"), "{page}");
+    assert!(
+        page.contains(r#"<a href="/tables/city">city</a>"#),
+        "{page}"
+    );
+    let (status, page) = http(&addr, "GET /queues/city/default/dead", "");
+    assert!(
+        status.contains("200") && page.contains("the map is missing"),
+        "{page}"
+    );
+    let (status, page) = http(&addr, "POST /queues/city/default/replay", "all=1");
+    assert!(status.contains("403"), "{page}");
+    assert!(page.contains("--allow-replay"), "{page}");
+    drop(server);
+
+    // Nothing was replayed.
+    let dead = json(&tito("dead", &dir, &["city", "--json"]));
+    assert_eq!(dead.as_array().map(Vec::len), Some(1), "{dead}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
