@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium, driven through chromedriver's WebDriver
 //! protocol, loads the pages of a database with a backlog and a dead letter, sees the backlog on
-//! the heatmap, and replays the dead letter by clicking its button.
+//! the heatmap, replays the dead letter by clicking its button, and draws the throughput of a
+//! worker draining the backlog.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`apt-get install chromium chromium-driver`),
 //! which CI machines lack, hence `#[ignore]`; run it with
@@ -16,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tito::queue::{DEFAULT_GROUP, TitoQueue};
+use tito::queue::{DEFAULT_GROUP, TitoQueue, Worker};
 use tito::web::WebOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -371,7 +372,6 @@ async fn the_dashboard_works_in_headless_chromium() {
         .script("return document.querySelector('[data-stat=pending]').textContent")
         .await;
     assert_eq!(pending_shown.as_str(), Some(pending.to_string().as_str()));
-    browser.screenshot("queue.png", 1000).await;
 
     // Replay the dead letter from its page.
     browser
@@ -394,6 +394,34 @@ async fn the_dashboard_works_in_headless_chromium() {
         .map(|l| l.pending)
         .sum();
     assert_eq!(after, pending + 1, "and is pending again");
+
+    // A worker drains the backlog at about 20 events a second while the queue page samples
+    // its throughput.
+    let worker = Worker::new(queue.clone(), EVENT)
+        .poll_interval(Duration::from_millis(5))
+        .concurrency(1)
+        .run(|_| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            })
+        });
+    browser.open(&format!("{base}/queues/city/default")).await;
+    eventually("the throughput line has three samples", || async {
+        let drawn = browser
+            .script(
+                "return document.querySelector('#throughput polyline')\
+                 .getAttribute('points').split(' ').length + ':' \
+                 + document.getElementById('rate').textContent",
+            )
+            .await;
+        let drawn = drawn.as_str().unwrap_or_default().to_string();
+        let (points, rate) = drawn.split_once(':').unwrap_or_default();
+        points.parse::<usize>().unwrap_or(0) >= 3 && rate != "0.0 /s" && rate != "–"
+    })
+    .await;
+    browser.screenshot("queue.png", 1000).await;
+    worker.shutdown().await.unwrap();
 
     drop(browser);
     server.abort();

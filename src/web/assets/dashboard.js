@@ -28,7 +28,7 @@
   function draw() {
     var line = document.querySelector("#throughput polyline");
     if (!line || rates.length === 0) return;
-    var max = Math.max.apply(null, rates.concat([1]));
+    var max = Math.max.apply(null, rates.concat([1])) * 1.25; // headroom above the peak
     // One sample draws a flat line; more spread over the width.
     var points = rates.length === 1 ? [rates[0], rates[0]] : rates;
     var step = 600 / (points.length - 1);
