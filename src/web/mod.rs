@@ -30,7 +30,7 @@
 //! seconds while it is open.
 
 mod error;
-pub mod html;
+mod html;
 mod pages;
 mod queues;
 
