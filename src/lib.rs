@@ -239,3 +239,7 @@ pub mod __private {
         TitoModelTrait,
     };
 }
+
+/// The web dashboard: tables, records, indexes and queues in a browser (feature `web`).
+#[cfg(feature = "web")]
+pub mod web;

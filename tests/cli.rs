@@ -5,47 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+
+mod cities;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tito::queue::{DEFAULT_GROUP, TitoQueue, Worker};
-use tito::types::{
-    TitoEventConfig, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoModelTrait,
-};
-use tito::{Embedded, RetryPolicy, TitoError, TitoOperation, TitoOptions};
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct City {
-    id: String,
-    name: String,
-    population: i64,
-}
-
-impl TitoModelTrait for City {
-    fn get_id(&self) -> String {
-        self.id.clone()
-    }
-    fn get_table_name(&self) -> String {
-        "city".into()
-    }
-    fn get_indexes(&self) -> Vec<TitoIndexConfig> {
-        vec![TitoIndexConfig {
-            condition: true,
-            name: "by_population".into(),
-            fields: vec![TitoIndexField {
-                name: "population".into(),
-                r#type: TitoIndexBlockType::Number,
-            }],
-            custom_generator: None,
-        }]
-    }
-    fn events(&self) -> Vec<TitoEventConfig> {
-        vec![TitoEventConfig {
-            name: "city".into(),
-        }]
-    }
-}
+use tito::queue::DEFAULT_GROUP;
+use tito::{Embedded, TitoError};
 
 /// Runs `tito <command> <dir> <rest>`.
 fn tito(command: &str, dir: &Path, rest: &[&str]) -> Output {
@@ -75,61 +41,10 @@ fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("tito-cli-{}", tito::DBUuid::new_v4()))
 }
 
-/// Writes three cities, with events, into a database folder, and dead-letters the event of
-/// the first one with a worker that always fails.
+/// Fills a database folder with the cities of [`cities::fill`].
 async fn fill(dir: &Path) {
     let db = Embedded::open(dir).await.unwrap();
-    let cities = db.clone().model::<City>();
-    for (id, name, population) in [
-        ("c1", "Oslo", -5),
-        ("c2", "Lima", 10_000_000_000),
-        ("c3", "Rome", 7),
-    ] {
-        let city = City {
-            id: id.into(),
-            name: name.into(),
-            population,
-        };
-        let cities = cities.clone();
-        db.transaction(|tx| async move {
-            let options = TitoOptions::with_events(TitoOperation::Insert);
-            cities.build_with_options(city, options, &tx).await?;
-            Ok::<_, TitoError>(())
-        })
-        .await
-        .unwrap();
-    }
-    let queue = TitoQueue::new(db.clone());
-    let worker = Worker::new(queue.clone(), "city")
-        .poll_interval(Duration::from_millis(5))
-        .retry(RetryPolicy {
-            max_attempts: 1,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        })
-        .run(|event| {
-            Box::pin(async move {
-                if event.record_id == "c1" {
-                    return Err(TitoError::custom("the map is missing"));
-                }
-                Ok(())
-            })
-        });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while queue
-        .dead_letters("city", DEFAULT_GROUP, 10)
-        .await
-        .unwrap()
-        .is_empty()
-        || !queue.lag("city", DEFAULT_GROUP).await.unwrap().is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    worker.shutdown().await.unwrap();
+    cities::fill(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,5 +229,78 @@ async fn cli_lists_verifies_and_rebuilds_indexes_through_the_registry() {
     drop((db, named));
     let missing = tito("schema", &dir, &["nowhere"]);
     assert_eq!(missing.status.code(), Some(4), "{missing:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One HTTP/1.1 request to `addr`; the answer's status line and body.
+fn http(addr: &str, request_line: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "{request_line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serves_the_dashboard_on_localhost_read_only_by_default() {
+    use std::io::BufRead;
+    let dir = temp_dir();
+    fill(&dir).await;
+    /// The server process, stopped even if an assertion fails.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_tito"))
+            .args(["serve"])
+            .arg(&dir)
+            .args(["--port", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "binds locally: {line}");
+    assert!(line.contains("read-only"), "{line}");
+
+    let (status, page) = http(&addr, "GET /", "");
+    assert!(status.contains("200"), "{page}");
+    assert!(
+        page.contains(r#"<a href="/tables/city">city</a>"#),
+        "{page}"
+    );
+    let (status, page) = http(&addr, "GET /queues/city/default/dead", "");
+    assert!(
+        status.contains("200") && page.contains("the map is missing"),
+        "{page}"
+    );
+    let (status, page) = http(&addr, "POST /queues/city/default/replay", "all=1");
+    assert!(status.contains("403"), "{page}");
+    assert!(page.contains("--allow-replay"), "{page}");
+    drop(server);
+
+    // Nothing was replayed.
+    let dead = json(&tito("dead", &dir, &["city", "--json"]));
+    assert_eq!(dead.as_array().map(Vec::len), Some(1), "{dead}");
     let _ = std::fs::remove_dir_all(&dir);
 }

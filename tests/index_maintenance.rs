@@ -380,3 +380,66 @@ async fn reindex_through_a_model_without_an_index_removes_its_entries_and_regist
     v2.reindex(100, |_| {}).await.unwrap();
     assert_eq!(by_serial.execute().await.unwrap().items.len(), 1);
 }
+
+#[tokio::test]
+async fn raw_index_pages_follow_their_cursor_through_plain_and_unique_indexes() {
+    let db = support::engine().await;
+    let model = db.clone().model::<GadgetV2>();
+    db.transaction(|tx| async move {
+        for i in 0..7 {
+            let gadget = GadgetV2 {
+                id: format!("g{i:03}"),
+                color: ["red", "blue"][i % 2].into(),
+                serial: format!("s{}", 9 - i),
+            };
+            model.build(gadget, &tx).await?;
+        }
+        Ok::<_, TitoError>(())
+    })
+    .await
+    .unwrap();
+    for (index, first) in [("by_color", "g001"), ("by_serial", "g006")] {
+        let (mut ids, mut after, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let page = db
+                .raw_index_page("gadget", index, after.as_deref(), 3)
+                .await
+                .unwrap();
+            ids.extend(page.entries.iter().map(|e| e.id.clone()));
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(ids.len(), 7, "{index}: {ids:?}");
+        assert_eq!(ids[0], first, "{index} in index order: {ids:?}");
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), 7, "{index}: nothing repeated");
+        assert_eq!(pages, 3, "{index}: 3 + 3 + 1");
+        assert_eq!(
+            db.raw_index_entries("gadget", index, 3)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+    // A cursor belongs to its index; anything else is refused.
+    let color = db
+        .raw_index_page("gadget", "by_color", None, 1)
+        .await
+        .unwrap();
+    let cursor = color.next.unwrap();
+    for (index, after) in [
+        ("by_serial", cursor.as_str()),
+        ("by_color", "xyz"),
+        ("by_color", "0"),
+    ] {
+        let refused = db.raw_index_page("gadget", index, Some(after), 3).await;
+        assert!(
+            matches!(refused, Err(TitoError::InvalidCursor(_))),
+            "{index} after {after}: {refused:?}"
+        );
+    }
+}

@@ -622,3 +622,18 @@ async fn handled_events_are_removed_or_kept_for_the_retention_window() {
     .await;
     worker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_types_lists_each_type_with_queue_keys_once() {
+    let (db, queue) = fresh().await;
+    assert!(queue.event_types().await.unwrap().is_empty());
+    for seq in 0..5 {
+        publish(&db, &format!("owner-{seq}"), seq).await.unwrap();
+    }
+    // A type with only a group registry and no events counts too.
+    queue.register_group("billing", "audit").await.unwrap();
+    assert_eq!(
+        queue.event_types().await.unwrap(),
+        vec!["account", "billing"]
+    );
+}

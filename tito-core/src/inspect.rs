@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::backend::{Backend, KeyRange, key_after, prefix_end};
 use crate::codec;
 use crate::engine::TitoEngine;
-use crate::error::Result;
+use crate::error::{Result, TitoError};
 use crate::keyspace;
 use crate::model::record;
 use crate::txn::TitoTransaction;
@@ -55,6 +55,15 @@ pub struct IndexUsage {
     pub unique: bool,
     /// Its entries.
     pub entries: Usage,
+}
+
+/// A page of an index's entries and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPage {
+    /// The entries, in index order.
+    pub entries: Vec<IndexEntryView>,
+    /// Where the next page starts (for [`TitoEngine::raw_index_page`]), if this one is full.
+    pub next: Option<String>,
 }
 
 /// One entry of an index: the indexed values, printed readably, and the record it names.
@@ -171,14 +180,47 @@ impl<B: Backend> TitoEngine<B> {
         index: &str,
         limit: usize,
     ) -> Result<Vec<IndexEntryView>> {
+        Ok(self
+            .raw_index_page(table, index, None, limit)
+            .await?
+            .entries)
+    }
+
+    /// Up to `limit` entries of index `index` of `table` in index order, starting after the
+    /// entry `after` names (an [`IndexPage::next`] of the same index).
+    pub async fn raw_index_page(
+        &self,
+        table: &str,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IndexPage> {
+        let after = after.map(from_hex).transpose()?;
+        let after = after.as_deref();
         self.read(|tx| async move {
             let mut entries = Vec::new();
-            for unique in [false, true] {
-                let prefix = keyspace::index_prefix(table, index, unique);
-                let range = KeyRange {
+            let mut last = None;
+            let plain = keyspace::index_prefix(table, index, false);
+            let unique = keyspace::index_prefix(table, index, true);
+            if let Some(after) = after
+                && !after.starts_with(&plain)
+                && !after.starts_with(&unique)
+            {
+                return Err(TitoError::InvalidCursor(format!(
+                    "not a cursor of index `{index}` of `{table}`"
+                )));
+            }
+            for (unique, prefix) in [(false, plain), (true, unique)] {
+                let mut range = KeyRange {
                     end: prefix_end(&prefix),
                     start: prefix.clone(),
                 };
+                match after {
+                    Some(after) if after.starts_with(&prefix) => range.start = key_after(after),
+                    // The cursor is among the unique entries, which come after the plain ones.
+                    Some(_) if !unique => continue,
+                    _ => {}
+                }
                 for (key, value) in tx.scan(range, limit - entries.len()).await? {
                     let (values, id) = if unique {
                         let id = String::from_utf8_lossy(&value).into_owned();
@@ -191,12 +233,38 @@ impl<B: Backend> TitoEngine<B> {
                         values: codec::display_key(values),
                         id,
                     });
+                    last = Some(key);
+                }
+                if entries.len() == limit {
+                    break;
                 }
             }
-            Ok(entries)
+            let next = last.filter(|_| entries.len() == limit).map(|k| to_hex(&k));
+            Ok(IndexPage { entries, next })
         })
         .await
     }
+}
+
+/// `bytes` as lowercase hexadecimal: the form of index page cursors.
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of an index page cursor.
+fn from_hex(text: &str) -> Result<Vec<u8>> {
+    let invalid = || TitoError::InvalidCursor("not an index page cursor".into());
+    if !text.len().is_multiple_of(2) || text.is_empty() {
+        return Err(invalid());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(invalid)
+        })
+        .collect()
 }
 
 /// The keys in `range` and their bytes, counted a page at a time.

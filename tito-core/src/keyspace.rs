@@ -206,6 +206,20 @@ pub fn split_index_key(key: &[u8], prefix_len: usize) -> Option<(&[u8], String)>
 pub mod queue {
     use super::*;
 
+    /// Every queue key of `event_type`: its groups' events and its own metadata.
+    pub fn event_type_range(event_type: &str) -> KeyRange {
+        KeyRange::prefix(&start(QUEUE, event_type, 0))
+    }
+
+    /// The event type a queue key belongs to.
+    pub fn event_type_in_key(key: &[u8]) -> Option<String> {
+        let rest = key.strip_prefix(&[QUEUE])?;
+        match codec::take_value(rest, Direction::Asc).ok()? {
+            (codec::KeyValue::Str(event_type), _) => Some(event_type),
+            _ => None,
+        }
+    }
+
     /// Sections of a consumer group, each one contiguous range.
     pub const GROUP_SECTIONS: [&str; 10] = [
         "pending",

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tito_core::backend::KeyRange;
+use tito_core::backend::{KeyRange, key_after};
 use tito_core::event;
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, Embedded, RetryPolicy, TitoEngine, TitoError, TitoTransaction};
@@ -27,6 +27,28 @@ impl<B: Backend> TitoQueue<B> {
     /// A queue over `engine`, shared by workers.
     pub fn new(engine: TitoEngine<B>) -> Arc<Self> {
         Arc::new(TitoQueue { engine })
+    }
+
+    /// The event types with anything in the queue (events, groups, checkpoints, dead letters),
+    /// by name, from one snapshot.
+    pub async fn event_types(&self) -> Result<Vec<String>, TitoError> {
+        let tx = self.engine.snapshot().await?;
+        let mut types = Vec::new();
+        let mut next = tito_core::keyspace::queue_range();
+        // Skip from type to type: read one key, note its type, jump past the type's keys.
+        while let Some((key, _)) = tx.scan(next.clone(), 1).await?.pop() {
+            let Some(event_type) = keys::event_type_in_key(&key) else {
+                next.start = key_after(&key);
+                continue;
+            };
+            let end = keys::event_type_range(&event_type).end;
+            types.push(event_type);
+            match end {
+                Some(end) => next.start = end,
+                None => break,
+            }
+        }
+        Ok(types)
     }
 
     /// The consumer groups of `event_type`.

@@ -12,7 +12,8 @@ use clap_complete::Shell;
     version,
     after_help = "Exit status: 0 success, 1 error, 2 bad command line, 3 no tito database \
                   there, 4 not found, 5 verify found index entries out of step.\n\
-                  Only reindex and replay write; every other command only reads."
+                  Only reindex, replay and serve --allow-replay write; every other command \
+                  only reads."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -141,6 +142,21 @@ pub enum Command {
     },
     /// Puts every dead letter of a consumer group back in its queue (writes).
     Replay(Queue),
+    /// Serves the web dashboard: tables, records, indexes, queue lag and dead letters (reads
+    /// only, unless `--allow-replay`).
+    Serve {
+        #[command(flatten)]
+        target: Target,
+        /// The port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// The address to listen on; the default accepts connections from this machine only.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Let the dead-letter pages replay dead letters (writes).
+        #[arg(long)]
+        allow_replay: bool,
+    },
     /// Prints a completion script for a shell.
     Completions {
         /// The shell.

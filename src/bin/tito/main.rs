@@ -3,7 +3,7 @@
 //!
 //! Run `tito --help` for the commands. On a folder it opens the database itself, so stop the
 //! application using it first (the embedded engine allows one process per folder). It never
-//! creates a database, and only `reindex` and `replay` write.
+//! creates a database, and only `reindex`, `replay` and `serve --allow-replay` write.
 
 mod args;
 mod output;
@@ -30,6 +30,8 @@ enum Failure {
     Inconsistent,
     /// Anything else the database reported (1).
     Tito(TitoError),
+    /// The dashboard could not listen or stopped serving (1).
+    Serve(tito::web::WebError),
 }
 
 impl From<TitoError> for Failure {
@@ -59,6 +61,10 @@ async fn main() -> ExitCode {
             ExitCode::from(5)
         }
         Err(Failure::Tito(e)) => {
+            eprintln!("tito: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Serve(e)) => {
             eprintln!("tito: {e}");
             ExitCode::FAILURE
         }
@@ -342,6 +348,28 @@ async fn run(command: Command) -> Result<(), Failure> {
                 ]);
             }
             out.print(q.format.json);
+        }
+        Command::Serve {
+            target,
+            port,
+            bind,
+            allow_replay,
+        } => {
+            let db = open(&target).await?;
+            let options = tito::web::WebOptions::new().allow_replay(allow_replay);
+            let listener = tokio::net::TcpListener::bind((bind, port))
+                .await
+                .map_err(|e| Failure::Serve(e.into()))?;
+            let at = listener
+                .local_addr()
+                .map_err(|e| Failure::Serve(e.into()))?;
+            let writes = if allow_replay {
+                "replay enabled"
+            } else {
+                "read-only"
+            };
+            eprintln!("tito: dashboard at http://{at}/ ({writes}); Ctrl-C stops it");
+            (tito::web::serve(db, options, listener).await).map_err(Failure::Serve)?;
         }
         Command::Replay(q) => {
             let replayed = (queue(&q).await?)
