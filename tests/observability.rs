@@ -25,6 +25,10 @@ struct City {
     id: String,
     #[tito(index(name = "by_country"))]
     country: String,
+    #[tito(relation(model = City, into = twins))]
+    twin_ids: Vec<String>,
+    #[serde(default)]
+    twins: Vec<City>,
 }
 
 /// A closed span or an event: its name (an event's message) and fields.
@@ -140,6 +144,8 @@ async fn workload(db: &TitoEngine) -> Result<(), TitoError> {
         let city = City {
             id: id.into(),
             country: country.into(),
+            twin_ids: vec!["oslo".into()],
+            ..City::default()
         };
         let cities = cities.clone();
         db.transaction(|tx| async move {
@@ -149,6 +155,8 @@ async fn workload(db: &TitoEngine) -> Result<(), TitoError> {
         .await?;
     }
     assert!(cities.get("oslo").await?.is_some());
+    let lima = cities.find_by_id("lima", vec!["twins".into()]).await?;
+    assert_eq!(lima.twins.len(), 1);
     let found = City::by_country(&cities).value("no").execute().await?;
     assert_eq!(found.items.len(), 1);
     assert_eq!(City::by_country(&cities).count().await?, 2);
@@ -241,6 +249,26 @@ fn operations_and_queue_work_are_counted_timed_and_traced() {
         !seen.iter().any(|s| s.name == "slow tito operation"),
         "nothing is slow at the default threshold"
     );
+    let named = |name: &str| seen.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let published: Vec<&str> = (named("tito.commit").iter())
+        .filter_map(|s| s.fields.get("published").map(String::as_str))
+        .filter(|published| *published != "0")
+        .collect();
+    assert_eq!(
+        published,
+        ["1", "1"],
+        "each build's commit published its event"
+    );
+    let hydrate = named("tito.hydrate");
+    assert_eq!(hydrate.len(), 1, "{seen:#?}");
+    assert_eq!(hydrate[0].fields["tito.relationships"], "twins");
+    let handled = named("tito.queue.handle");
+    assert_eq!(handled.len(), 2, "{seen:#?}");
+    assert!(handled.iter().all(|s| s.fields["attempt"] == "1"));
+    let acked: u64 = (named("tito.queue.ack").iter())
+        .map(|s| s.fields["events"].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(acked, 2);
 }
 
 #[test]

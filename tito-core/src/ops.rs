@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing::{Instrument, debug_span};
 
 use crate::backend::{Backend, Embedded};
 use crate::engine::TitoEngine;
@@ -645,6 +646,22 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .map(|(key, bytes)| record::decode(key, bytes))
                 .collect();
         }
+        let span = debug_span!(
+            "tito.hydrate",
+            db.collection.name = %self.schema.table,
+            tito.relationships = %relationships.join(","),
+            rows = rows.len(),
+        );
+        self.hydrate(rows, relationships, tx).instrument(span).await
+    }
+
+    /// Decodes `rows` with `relationships` (at least one) hydrated.
+    async fn hydrate(
+        &self,
+        rows: Vec<(Vec<u8>, Vec<u8>)>,
+        relationships: &[String],
+        tx: &TitoTransaction<B>,
+    ) -> Result<Vec<T>> {
         // In request order (a nested path may hydrate inside an earlier destination), once each.
         let mut relations = Vec::with_capacity(relationships.len());
         for name in relationships {

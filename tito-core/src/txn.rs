@@ -10,6 +10,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tracing::{Instrument, Span, debug_span, field};
 
 use crate::backend::{Backend, BackendTx, Embedded, KeyRange, KvPair, TxKind};
 use crate::error::{Result, TitoError};
@@ -230,17 +231,28 @@ impl<B: Backend> TitoTransaction<B> {
     /// Commits the transaction. Later calls on any clone fail with
     /// [`TitoError::TransactionClosed`].
     pub async fn commit(&self) -> Result<()> {
-        let tx = self.take().await?;
-        let result = tx.commit().await;
-        if result.is_ok() {
-            let events = std::mem::take(
-                &mut *(self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner),
-            );
-            for (event_type, keys) in events {
-                self.shared.queue.announce(&event_type, keys);
+        let span = debug_span!("tito.commit", published = field::Empty, error.type = field::Empty);
+        let commit = async {
+            let tx = self.take().await?;
+            let result = tx.commit().await;
+            match &result {
+                Ok(()) => {
+                    let events = std::mem::take(
+                        &mut *(self.shared.events.lock()).unwrap_or_else(PoisonError::into_inner),
+                    );
+                    let published: usize = events.values().map(|keys| keys.len()).sum();
+                    Span::current().record("published", published);
+                    for (event_type, keys) in events {
+                        self.shared.queue.announce(&event_type, keys);
+                    }
+                }
+                Err(e) => {
+                    Span::current().record("error.type", e.kind());
+                }
             }
-        }
-        self.note(result)
+            self.note(result)
+        };
+        commit.instrument(span).await
     }
 
     /// Rolls the transaction back, discarding its writes.

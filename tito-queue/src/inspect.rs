@@ -180,6 +180,18 @@ impl<B: Backend> TitoQueue<B> {
         event_type: &str,
         group: &str,
     ) -> Result<usize, TitoError> {
+        self.replay_dead_letters_with(event_type, group, |_| {})
+            .await
+    }
+
+    /// [`replay_dead_letters`](Self::replay_dead_letters), calling `progress` with the number
+    /// replayed so far after each transaction.
+    pub async fn replay_dead_letters_with(
+        &self,
+        event_type: &str,
+        group: &str,
+        mut progress: impl FnMut(usize),
+    ) -> Result<usize, TitoError> {
         let mut total = 0;
         loop {
             let page = self.dead_letters(event_type, group, PAGE).await?;
@@ -196,6 +208,7 @@ impl<B: Backend> TitoQueue<B> {
                         Ok::<_, TitoError>(replayed)
                     })
                     .await?;
+                progress(total);
             }
             if page.len() < PAGE {
                 return Ok(total);

@@ -118,7 +118,8 @@ pub enum Command {
         format: Format,
     },
     /// Removes a table's orphan index entries, rebuilds its registered indexes and marks them
-    /// readable (writes; safe beside live writers).
+    /// readable (writes; safe beside live writers). `repair` is the same command.
+    #[command(alias = "repair")]
     Reindex {
         #[command(flatten)]
         target: Target,

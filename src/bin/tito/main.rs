@@ -235,7 +235,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             format,
         } => {
             let db = open(&target).await?;
-            let mut progress = Progress::new("verify", records_of(&db, &table).await?);
+            let mut progress = Progress::new("verify", "records", records_of(&db, &table).await?);
             let report = db
                 .verify_table_with(&table, |so_far| progress.at(so_far.records))
                 .await?;
@@ -275,7 +275,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             format,
         } => {
             let db = open(&target).await?;
-            let mut progress = Progress::new("reindex", records_of(&db, &table).await?);
+            let mut progress = Progress::new("reindex", "records", records_of(&db, &table).await?);
             let (orphans, done) = db
                 .reindex_table(&table, batch.max(1), |p| progress.at(p.records))
                 .await?;
@@ -372,9 +372,13 @@ async fn run(command: Command) -> Result<(), Failure> {
             (tito::web::serve(db, options, listener).await).map_err(Failure::Serve)?;
         }
         Command::Replay(q) => {
+            let mut progress = Progress::new("replay", "dead letters", 0);
             let replayed = (queue(&q).await?)
-                .replay_dead_letters(&q.event_type, &q.group)
+                .replay_dead_letters_with(&q.event_type, &q.group, |so_far| {
+                    progress.at(so_far as u64)
+                })
                 .await?;
+            progress.finish(replayed as u64);
             let mut out = Table::new(&["REPLAYED"]);
             out.row(vec![replayed.into()]);
             out.print(q.format.json);

@@ -110,18 +110,29 @@ pub fn age(d: Duration) -> String {
 pub struct Progress {
     bar: Option<ProgressBar>,
     what: &'static str,
+    unit: &'static str,
     last_line: Option<Instant>,
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(2);
 
 impl Progress {
-    /// Progress over `total` items (0 when unknown) of work named `what`.
-    pub fn new(what: &'static str, total: u64) -> Self {
+    /// Progress over `total` `unit` (0 when unknown) of work named `what`.
+    pub fn new(what: &'static str, unit: &'static str, total: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            let template = "{msg} [{bar:30}] {pos}/{len} records, {elapsed} (eta {eta})";
-            if let Ok(style) = ProgressStyle::with_template(template) {
+            let (bar, template) = match total {
+                0 => (
+                    ProgressBar::no_length(),
+                    format!("{{msg}} {{pos}} {unit}, {{elapsed}}"),
+                ),
+                _ => (
+                    ProgressBar::new(total),
+                    format!(
+                        "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit}, {{elapsed}} (eta {{eta}})"
+                    ),
+                ),
+            };
+            if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(what);
@@ -130,6 +141,7 @@ impl Progress {
         Progress {
             bar,
             what,
+            unit,
             last_line: None,
         }
     }
@@ -141,7 +153,7 @@ impl Progress {
             None => {
                 if self.last_line.is_none_or(|at| at.elapsed() >= LINE_EVERY) {
                     self.last_line = Some(Instant::now());
-                    eprintln!("{}: {done} records", self.what);
+                    eprintln!("{}: {done} {}", self.what, self.unit);
                 }
             }
         }
@@ -151,7 +163,7 @@ impl Progress {
     pub fn finish(self, done: u64) {
         match self.bar {
             Some(bar) => bar.finish_and_clear(),
-            None => eprintln!("{}: {done} records, done", self.what),
+            None => eprintln!("{}: {done} {}, done", self.what, self.unit),
         }
     }
 }

@@ -20,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use tito_core::keyspace::queue as keys;
 use tito_core::{Backend, RetryPolicy, TitoError, TitoEvent, TitoTransaction};
 use tokio::sync::oneshot;
+use tracing::{Instrument, debug_span};
 
 use super::lease::micros;
 use super::runtime::Runtime;
@@ -286,6 +287,18 @@ impl Drop for Leadership<'_> {
 
 /// Commits one group, retrying conflicts, and answers each request.
 async fn commit_group<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
+    let span = debug_span!(
+        "tito.queue.ack",
+        partitions = group.len(),
+        events = group
+            .iter()
+            .map(|r| r.batch.handled + r.batch.dead_lettered)
+            .sum::<u64>(),
+    );
+    commit_group_in(rt, group).instrument(span).await
+}
+
+async fn commit_group_in<B: Backend>(rt: &Runtime<B>, group: Vec<Request>) {
     let mut attempt = 1;
     let outcome = loop {
         let result = async {

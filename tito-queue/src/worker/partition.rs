@@ -465,7 +465,9 @@ impl<B: Backend> PartitionRun<B> {
                 let timeout = self.rt.settings.handler_timeout;
                 let started = Instant::now();
                 let token = self.fencing_token();
-                let outcome = run_guarded(token, timeout, || handler(event.clone())).await;
+                let outcome = run_guarded(token, timeout, || handler(event.clone()))
+                    .instrument(handle_span(event, attempts))
+                    .await;
                 self.rt.counters.handler_ran(started.elapsed());
                 match outcome {
                     Ok(()) => {
@@ -484,7 +486,9 @@ impl<B: Backend> PartitionRun<B> {
                     let started = Instant::now();
                     let token = self.fencing_token();
                     let outcome =
-                        run_guarded(token, timeout, || handler(event.clone(), tx.clone())).await;
+                        run_guarded(token, timeout, || handler(event.clone(), tx.clone()))
+                            .instrument(handle_span(event, attempts))
+                            .await;
                     self.rt.counters.handler_ran(started.elapsed());
                     if let Err(error) = outcome {
                         // A store error the handler passed on (a conflict, a busy cluster) is not
@@ -620,4 +624,14 @@ impl<B: Backend> PartitionRun<B> {
         let mut state = self.rt.state.lock();
         state.renewed(self.partition, self.token, expires_at);
     }
+}
+
+/// The span of one handler call.
+fn handle_span(event: &TitoEvent, attempts: u32) -> tracing::Span {
+    debug_span!(
+        "tito.queue.handle",
+        event_id = %event.id,
+        partition_key = %event.partition_key,
+        attempt = attempts + 1
+    )
 }
