@@ -50,7 +50,9 @@ pub async fn workload() -> Result<(), TitoError> {
         .slow_threshold(Duration::from_millis(50));
     let orders = db.clone().model::<Order>();
     let queue = TitoQueue::new(db.clone());
-    // The group registers when its worker starts: start it before publishing.
+    // A group receives the events published after it is registered; its worker would register
+    // it too, but only once its task has started.
+    queue.register_group("order", "billing").await?;
     let worker = Worker::new(queue.clone(), "order")
         .group("billing")
         .run(|_event| Box::pin(async { Ok(()) }));
@@ -75,9 +77,14 @@ pub async fn workload() -> Result<(), TitoError> {
         .execute()
         .await?;
     assert_eq!(page.items.len(), 3);
-    while worker.stats().handled < 3 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let handled = async {
+        while worker.stats().handled < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), handled)
+        .await
+        .map_err(|_| TitoError::custom("the worker did not handle the orders in 30 s"))?;
     // Lag gauges are set when lag is read: a service does this on a timer (or per scrape).
     queue.record_lag("order", "billing").await?;
     worker.shutdown().await
