@@ -42,8 +42,13 @@ const PARTITIONS: PartitionConfig = PartitionConfig { start: 0, end: 32 };
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// The paused worker renews its leases only this often: each lapses before it is renewed.
 const PAUSED_HEARTBEAT: Duration = Duration::from_secs(30);
-/// How long the paused worker's first handler calls stall: far past the lease.
+/// How long the paused worker's first handler call stalls: far past the lease and its heartbeat.
 const PAUSE: Duration = Duration::from_secs(120);
+/// How long the paused worker's other stalled calls last: past the lease, and past the steady
+/// worker's takeover, but short of the paused worker's next heartbeat, which would cancel the
+/// batch. Only the check before each call keeps the rest of that batch from running beside the
+/// new holder.
+const SHORT_PAUSE: Duration = Duration::from_secs(20);
 const PAUSED_CALLS: u32 = 2;
 /// How far the steady workers' clocks run ahead of the paused ones': under the margin a worker
 /// keeps before its lease expires (a tenth of the TTL), so leases never overlap.
@@ -406,10 +411,13 @@ fn worker(
         .concurrency(4)
 }
 
-/// Stalls past the lease on the first `PAUSED_CALLS` calls of a paused worker.
+/// Stalls past the lease on the first `PAUSED_CALLS` calls of a paused worker: the first for
+/// `PAUSE`, the others for `SHORT_PAUSE`.
 async fn maybe_pause(paused: bool, calls: &AtomicU32) {
-    if paused && calls.fetch_add(1, Ordering::SeqCst) < PAUSED_CALLS {
-        tokio::time::sleep(PAUSE).await;
+    match calls.fetch_add(1, Ordering::SeqCst) {
+        0 if paused => tokio::time::sleep(PAUSE).await,
+        n if paused && n < PAUSED_CALLS => tokio::time::sleep(SHORT_PAUSE).await,
+        _ => {}
     }
 }
 
