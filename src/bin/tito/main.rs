@@ -235,7 +235,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             format,
         } => {
             let db = open(&target).await?;
-            let mut progress = Progress::new("verify", "records", records_of(&db, &table).await?);
+            let mut progress = records_progress(&db, "verify", &table).await?;
             let report = db
                 .verify_table_with(&table, |so_far| progress.at(so_far.records))
                 .await?;
@@ -275,7 +275,7 @@ async fn run(command: Command) -> Result<(), Failure> {
             format,
         } => {
             let db = open(&target).await?;
-            let mut progress = Progress::new("reindex", "records", records_of(&db, &table).await?);
+            let mut progress = records_progress(&db, "reindex", &table).await?;
             let (orphans, done) = db
                 .reindex_table(&table, batch.max(1), |p| progress.at(p.records))
                 .await?;
@@ -392,7 +392,8 @@ async fn queue(q: &Queue) -> Result<std::sync::Arc<TitoQueue<AnyBackend>>, Failu
     Ok(TitoQueue::new(open(&q.target).await?))
 }
 
-/// The record count of `table`, for progress bars.
-async fn records_of(db: &Db, table: &str) -> Result<u64, Failure> {
-    Ok(db.table_usage(table).await?.records.keys)
+/// Progress of work named `what` over the records of `table`.
+async fn records_progress(db: &Db, what: &'static str, table: &str) -> Result<Progress, Failure> {
+    let records = db.table_usage(table).await?.records.keys;
+    Ok(Progress::new(what, "records", records))
 }
