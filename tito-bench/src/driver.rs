@@ -4,8 +4,9 @@
 //! processes keep the systems' caches and allocators apart and give each its own peak memory.
 //!
 //! The protocol is one line per request on the child's stdin and one line per answer on its
-//! stdout: `run <workload> <start> <end>` answers `ok <digest> <nanos>...`; `mem` answers the
-//! peak resident memory in KiB.
+//! stdout: `run <workload> <start> <end>` answers `ok <digest> <nanos>...`; `burst <start> <end>`
+//! (concurrent writers) answers `ok <wall nanos> <nanos>...`, or `none` from a system it does not
+//! apply to; `mem` answers the peak resident memory in KiB.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +17,7 @@ use tito_core::Durability;
 use crate::data::Plan;
 use crate::system::{Result, Workload};
 use crate::systems::{AnySystem, Kind};
+use crate::writers::{self, Burst, WRITERS};
 
 /// Everything one run measured.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Measurements {
     pub kinds: Vec<Kind>,
     /// Latencies in nanoseconds per workload and system.
     pub nanos: BTreeMap<(usize, usize), Vec<u64>>,
+    /// The concurrent writers' bursts per system, by system index.
+    pub bursts: BTreeMap<usize, Vec<Burst>>,
     /// Peak resident memory (VmHWM) per system, in KiB.
     pub peak_kib: Vec<u64>,
     /// Slices where systems returned different results (should stay empty).
@@ -130,6 +134,7 @@ pub fn measure(
         durability,
         kinds: kinds.to_vec(),
         nanos: BTreeMap::new(),
+        bursts: BTreeMap::new(),
         peak_kib: Vec::new(),
         mismatches: Vec::new(),
     };
@@ -164,6 +169,30 @@ pub fn measure(
             }
         }
     }
+    let total = plan.ops;
+    let rounds = rounds.clamp(1, total);
+    eprintln!("{WRITERS} concurrent writers, 1 record per transaction ({total} inserts) ...");
+    for round in 0..rounds {
+        let (start, end) = (total * round / rounds, total * (round + 1) / rounds);
+        for i in 0..children.len() {
+            let k = (i + round as usize) % children.len();
+            let answer = children[k]
+                .request(&format!("burst {start} {end}"))
+                .map_err(|e| format!("{} burst: {e}", kinds[k].key()))?;
+            if answer == "none" {
+                continue;
+            }
+            let mut fields = answer.split(' ');
+            if fields.next() != Some("ok") {
+                return Err(format!("unexpected answer: {answer}").into());
+            }
+            let wall_nanos = fields.next().ok_or("no wall time")?.parse()?;
+            let nanos = fields
+                .map(str::parse)
+                .collect::<std::result::Result<_, _>>()?;
+            (m.bursts.entry(k).or_default()).push(Burst { wall_nanos, nanos });
+        }
+    }
     for child in &mut children {
         m.peak_kib.push(child.request("mem")?.parse()?);
     }
@@ -188,14 +217,14 @@ pub fn serve(kind: Kind, plan: Plan, durability: Durability) -> Result<()> {
                 let workload = Workload::from_key(workload).ok_or("unknown workload")?;
                 let (start, end) = (start.parse()?, end.parse()?);
                 match runtime.block_on(system.run_slice(&plan, workload, start, end)) {
-                    Ok(slice) => {
-                        let mut answer = format!("ok {}", slice.digest);
-                        for nanos in slice.nanos {
-                            answer.push(' ');
-                            answer.push_str(&nanos.to_string());
-                        }
-                        answer
-                    }
+                    Ok(slice) => ok(slice.digest, slice.nanos),
+                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
+                }
+            }
+            ["burst", start, end] => {
+                match writers::burst(&system, &plan, start.parse()?, end.parse()?) {
+                    Ok(Some(burst)) => ok(burst.wall_nanos, burst.nanos),
+                    Ok(None) => "none".into(),
                     Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                 }
             }
@@ -207,6 +236,16 @@ pub fn serve(kind: Kind, plan: Plan, durability: Durability) -> Result<()> {
         out.flush()?;
     }
     Ok(())
+}
+
+/// A successful answer: `ok`, a first figure, then the latencies.
+fn ok(first: u64, nanos: Vec<u64>) -> String {
+    let mut answer = format!("ok {first}");
+    for nanos in nanos {
+        answer.push(' ');
+        answer.push_str(&nanos.to_string());
+    }
+    answer
 }
 
 /// Parses the child's command line: `<system> <rows> <ops> <durability>`.

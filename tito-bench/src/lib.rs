@@ -12,3 +12,4 @@ pub mod queue;
 pub mod report;
 pub mod system;
 pub mod systems;
+pub mod writers;

@@ -8,6 +8,7 @@ use tito_core::Durability;
 use crate::driver::Measurements;
 use crate::system::Workload;
 use crate::systems::Kind;
+use crate::writers::WRITERS;
 
 /// Throughput and latency of one workload on one system.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,6 +105,7 @@ pub fn markdown(m: &Measurements) -> String {
             }
         }
     }
+    concurrent(m, &mut out);
     let _ = writeln!(out, "\n#### Peak memory (VmHWM of each system's process)\n");
     let _ = writeln!(out, "| system | peak RSS |");
     let _ = writeln!(out, "|---|---:|");
@@ -121,6 +123,53 @@ pub fn markdown(m: &Measurements) -> String {
         let _ = writeln!(out, "\n**WARNING:** {mismatch}");
     }
     out
+}
+
+/// Commits per second of the concurrent writers, summed over every burst of `kind`.
+pub fn commits_per_sec(m: &Measurements, kind: Kind) -> Option<f64> {
+    let k = m.kinds.iter().position(|x| *x == kind)?;
+    let bursts = m.bursts.get(&k)?;
+    let inserts: usize = bursts.iter().map(|b| b.nanos.len()).sum();
+    let wall: u64 = bursts.iter().map(|b| b.wall_nanos).sum();
+    Some(inserts as f64 / (wall.max(1) as f64 / 1e9))
+}
+
+fn concurrent(m: &Measurements, out: &mut String) {
+    if m.bursts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### {WRITERS} concurrent writers, 1 record per transaction\n"
+    );
+    let _ = writeln!(out, "| system | commits/s | median | p99 |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (k, kind) in m.kinds.iter().enumerate() {
+        let nanos: Vec<u64> = (m.bursts.get(&k).into_iter().flatten())
+            .flat_map(|b| b.nanos.iter().copied())
+            .collect();
+        if let (Some(rate), Some(s)) = (commits_per_sec(m, *kind), Stats::of(&nanos)) {
+            let fsyncs = kind.fsyncs(m.durability) && !Kind::Tito.fsyncs(m.durability);
+            let _ = writeln!(
+                out,
+                "| {}{} | {rate:.0} | {} | {} |",
+                kind.key(),
+                if fsyncs { " †" } else { "" },
+                duration(s.median),
+                duration(s.p99)
+            );
+        }
+    }
+    if let (Some(tito), Some(sqlite)) = (
+        commits_per_sec(m, Kind::Tito),
+        commits_per_sec(m, Kind::Sqlite),
+    ) {
+        let _ = writeln!(
+            out,
+            "\ntito commits {:.2}x as many transactions per second as SQLite.",
+            tito / sqlite
+        );
+    }
 }
 
 /// Whether `kind`'s figure on `workload` was measured at a stronger durability than tito's.

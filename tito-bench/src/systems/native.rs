@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Author, PAGE, Post};
 use crate::system::{Page, Result, System};
+use crate::writers::{self, Burst};
 
 /// A post as native_db stores it (the relationship field is not stored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +123,22 @@ impl NativeDb {
             .set_cache_size(32 << 20)
             .create(models()?, dir.join("bench.redb"))?;
         Ok(NativeDb { db, dir })
+    }
+}
+
+impl NativeDb {
+    /// Inserts each share of posts, one per transaction, from its own thread; native_db runs
+    /// one write transaction at a time, so the writers queue for it.
+    pub fn concurrent_inserts(&self, shares: Vec<Vec<Post>>) -> Result<Burst> {
+        writers::on_threads(
+            shares,
+            || Ok(()),
+            |(), post| {
+                let rw = self.db.rw_transaction()?;
+                rw.insert(NPost::from(post.clone()))?;
+                Ok(rw.commit()?)
+            },
+        )
     }
 }
 

@@ -8,16 +8,23 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tito_core::Durability;
 
 use crate::data::{Author, PAGE, Post};
 use crate::system::{Page, Result, System};
+use crate::writers::{self, Burst};
+
+/// The database file in the temporary folder.
+const FILE: &str = "bench.db";
 
 /// A SQLite database in a temporary folder, removed on drop.
 pub struct Sqlite {
     conn: Connection,
     dir: PathBuf,
+    synchronous: &'static str,
 }
 
 impl Drop for Sqlite {
@@ -59,7 +66,7 @@ impl Sqlite {
     pub fn open(durability: Durability) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("tito-bench-sqlite-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
-        let conn = Connection::open(dir.join("bench.db"))?;
+        let conn = Connection::open(dir.join(FILE))?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(format!("SQLite refused WAL mode: {mode}").into());
@@ -72,7 +79,30 @@ impl Sqlite {
             "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -32768; {SCHEMA}"
         ))?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(Sqlite { conn, dir })
+        Ok(Sqlite {
+            conn,
+            dir,
+            synchronous,
+        })
+    }
+
+    /// Inserts each share of posts, one per `BEGIN IMMEDIATE` transaction, from its own thread
+    /// and connection; a writer that finds the database locked waits up to 30 s.
+    pub fn concurrent_inserts(&self, shares: Vec<Vec<Post>>) -> Result<Burst> {
+        let connect = || -> Result<Connection> {
+            let conn = Connection::open(self.dir.join(FILE))?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            conn.execute_batch(&format!(
+                "PRAGMA synchronous = {}; PRAGMA cache_size = -32768;",
+                self.synchronous
+            ))?;
+            Ok(conn)
+        };
+        writers::on_threads(shares, connect, |conn, post| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            Self::insert_post(&tx, post)?;
+            Ok(tx.commit()?)
+        })
     }
 
     fn insert_post(conn: &Connection, post: &Post) -> Result<()> {

@@ -8,7 +8,10 @@ use tito_core::model::{
 use tito_core::{Durability, TitoEngine, TitoModel};
 
 use crate::data::{Author, PAGE, Post};
-use crate::system::{Page, Result, System};
+use std::time::Instant;
+
+use crate::system::{Error, Page, Result, System};
+use crate::writers::Burst;
 
 /// Table of the posts.
 pub const POST_TABLE: &str = "post";
@@ -111,6 +114,42 @@ impl<B: Backend> Tito<B> {
     /// The posts model.
     pub fn posts(&self) -> &TitoModel<Post, B> {
         &self.posts
+    }
+}
+
+impl Tito<AnyBackend> {
+    /// Inserts each share of posts, one per transaction, from its own task on a multi-threaded
+    /// runtime with a worker per core.
+    pub fn concurrent_inserts(&self, shares: Vec<Vec<Post>>) -> Result<Burst> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let t = Instant::now();
+            let writers: Vec<_> = shares
+                .into_iter()
+                .map(|posts| {
+                    let (engine, model) = (self.engine.clone(), self.posts.clone());
+                    tokio::spawn(async move {
+                        let mut nanos = Vec::with_capacity(posts.len());
+                        for post in posts {
+                            let t = Instant::now();
+                            let model = model.clone();
+                            engine
+                                .transaction(|tx| async move { model.build(post, &tx).await })
+                                .await?;
+                            nanos.push(t.elapsed().as_nanos() as u64);
+                        }
+                        Ok::<_, Error>(nanos)
+                    })
+                })
+                .collect();
+            let mut per_writer = Vec::with_capacity(writers.len());
+            for writer in writers {
+                per_writer.push(writer.await??);
+            }
+            Ok(Burst::since(t, per_writer))
+        })
     }
 }
 

@@ -1,0 +1,37 @@
+//! Group commit for [`Durability::Sync`](super::Durability::Sync): one `fdatasync` makes every
+//! commit applied before it durable, so concurrent committers share the flushes.
+
+use fjall::{Database, PersistMode};
+use tokio::sync::Mutex;
+
+use super::oracle::Oracle;
+use crate::error::{Result, TitoError};
+
+/// The commits known durable. Holding the lock is holding the right to flush.
+#[derive(Default)]
+pub(super) struct GroupSync {
+    durable: Mutex<u64>,
+    /// Flushes so far, to check that commits share them.
+    #[cfg(test)]
+    pub flushes: std::sync::atomic::AtomicU64,
+}
+
+impl GroupSync {
+    /// Returns once commit `number` is on disk, flushing if no flush since covered it.
+    pub async fn wait(&self, number: u64, db: &Database, oracle: &Oracle) -> Result<()> {
+        let mut durable = self.durable.lock().await;
+        if *durable >= number {
+            return Ok(());
+        }
+        // Every commit numbered up to here is in the journal: the flush covers them all,
+        // including those that applied while this one waited for the lock.
+        let covered = oracle.committed();
+        db.persist(PersistMode::SyncData).map_err(|e| {
+            TitoError::CommitOutcomeUnknown(format!("embedded storage: flushing the journal: {e}"))
+        })?;
+        *durable = covered;
+        #[cfg(test)]
+        (self.flushes).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
