@@ -2,6 +2,7 @@
 //! commit applied before it durable, so concurrent committers share the flushes.
 
 use fjall::{Database, PersistMode};
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::Mutex;
 
 use super::oracle::Oracle;
@@ -23,15 +24,29 @@ impl GroupSync {
         if *durable >= number {
             return Ok(());
         }
-        // Every commit numbered up to here is in the journal: the flush covers them all,
+        // Every commit numbered up to `covered` is in the journal: the flush covers them all,
         // including those that applied while this one waited for the lock.
         let covered = oracle.committed();
-        db.persist(PersistMode::SyncData).map_err(|e| {
-            TitoError::CommitOutcomeUnknown(format!("embedded storage: flushing the journal: {e}"))
-        })?;
+        let db = db.clone();
+        let flush = move || db.persist(PersistMode::SyncData);
+        // Other committers need the runtime meanwhile, to prepare the commits the next flush
+        // will share. On a multi-threaded runtime, this thread's other tasks move to another
+        // thread while it flushes. On a current-thread runtime, the flush moves to a blocking
+        // thread, unless no other task exists to run meanwhile.
+        let runtime = Handle::current();
+        let flushed = match runtime.runtime_flavor() {
+            RuntimeFlavor::MultiThread => tokio::task::block_in_place(flush),
+            _ if runtime.metrics().num_alive_tasks() == 0 => flush(),
+            _ => (tokio::task::spawn_blocking(flush).await).map_err(|e| unknown(&e))?,
+        };
+        flushed.map_err(|e| unknown(&e))?;
         *durable = covered;
         #[cfg(test)]
         (self.flushes).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+}
+
+fn unknown(e: &dyn std::fmt::Display) -> TitoError {
+    TitoError::CommitOutcomeUnknown(format!("embedded storage: flushing the journal: {e}"))
 }

@@ -526,6 +526,15 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_synced_commits_share_flushes_on_a_multi_threaded_runtime() {
+        concurrent_synced_commits_share_flushes().await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_synced_commits_share_flushes_on_a_current_thread_runtime() {
+        concurrent_synced_commits_share_flushes().await;
+    }
+
     async fn concurrent_synced_commits_share_flushes() {
         let db = Embedded::temporary_builder()
             .durability(Durability::Sync)
