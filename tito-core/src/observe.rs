@@ -13,27 +13,32 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use metrics::SharedString;
 use tracing::{Instrument, debug_span, field, warn};
 
 use crate::error::Result;
+use crate::model::schema::Schema;
 
 /// Operations at least this slow are logged at WARN unless the engine is told otherwise
 /// ([`TitoEngine::slow_threshold`](crate::TitoEngine::slow_threshold)).
 pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// One public operation on a table (`index` for queries), for [`run`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Operation<'a> {
     pub name: &'static str,
     pub table: &'a str,
+    /// `table` as a metric label.
+    pub label: &'a SharedString,
     pub index: Option<&'a str>,
 }
 
 impl<'a> Operation<'a> {
-    pub fn new(name: &'static str, table: &'a str) -> Self {
+    pub fn new(name: &'static str, schema: &'a Schema) -> Self {
         Operation {
             name,
-            table,
+            table: &schema.table,
+            label: &schema.table_label,
             index: None,
         }
     }
@@ -76,10 +81,10 @@ impl<'a> Operation<'a> {
                 e.kind()
             }
         };
-        let (operation, table) = (self.name, self.table.to_string());
+        let (operation, table) = (self.name, self.label);
         metrics::counter!("tito_operations_total", "operation" => operation, "table" => table.clone(), "outcome" => outcome)
             .increment(1);
-        metrics::histogram!("tito_operation_duration_seconds", "operation" => operation, "table" => table)
+        metrics::histogram!("tito_operation_duration_seconds", "operation" => operation, "table" => table.clone())
             .record(elapsed);
         if elapsed >= slow {
             warn!(

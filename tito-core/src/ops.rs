@@ -310,7 +310,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             }
             Ok(records)
         };
-        Operation::new("build", &self.schema.table)
+        Operation::new("build", &self.schema)
             .run(self.engine.slow(), work, Vec::len)
             .await
     }
@@ -486,7 +486,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             self.publish(tx, &record, &prepared, &options).await?;
             Ok(record)
         };
-        Operation::new(operation, &self.schema.table)
+        Operation::new(operation, &self.schema)
             .run(self.engine.slow(), work, |_| 1)
             .await
     }
@@ -554,7 +554,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             tx.delete(manifest_key).await?;
             Ok(())
         };
-        Operation::new("delete", &self.schema.table)
+        Operation::new("delete", &self.schema)
             .run(self.engine.slow(), work, |()| 1)
             .await
     }
@@ -626,7 +626,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .await?;
             Ok(records.pop())
         };
-        Operation::new("get", &self.schema.table)
+        Operation::new("get", &self.schema)
             .run(self.engine.slow(), work, |found| {
                 usize::from(found.is_some())
             })

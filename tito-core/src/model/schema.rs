@@ -44,6 +44,8 @@ pub(crate) enum Relationship<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub table: String,
+    /// The table's name as a metric label, shared rather than copied by every operation.
+    pub table_label: metrics::SharedString,
     pub indexes: Vec<IndexDef>,
     pub relationships: Vec<TitoEmbeddedRelationshipConfig>,
     pub has_many: Vec<HasManyDef>,
@@ -124,6 +126,7 @@ impl Schema {
             }
         }
         Schema {
+            table_label: metrics::SharedString::from_shared(table.as_str().into()),
             table,
             indexes,
             relationships,

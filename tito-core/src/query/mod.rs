@@ -264,7 +264,7 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
 
     /// [`count`](Self::count) inside `tx`.
     pub async fn count_tx(&self, tx: &TitoTransaction<B>) -> Result<usize> {
-        Operation::new("count", &self.model.schema.table)
+        Operation::new("count", &self.model.schema)
             .on_index(&self.index)
             .run(self.model.engine.slow(), self.count_in(tx), |n| *n)
             .await
@@ -419,7 +419,7 @@ impl<T: TitoModelTrait, B: Backend> IndexQuery<T, B> {
     }
 
     async fn run(&self, tx: &TitoTransaction<B>, reverse: bool) -> Result<TitoPage<T>> {
-        Operation::new("query", &self.model.schema.table)
+        Operation::new("query", &self.model.schema)
             .on_index(&self.index)
             .run(
                 self.model.engine.slow(),
