@@ -32,12 +32,15 @@ impl GroupSync {
         // Other committers need the runtime meanwhile, to prepare the commits the next flush
         // will share. On a multi-threaded runtime, this thread's other tasks move to another
         // thread while it flushes. On a current-thread runtime, the flush moves to a blocking
-        // thread, unless no other task exists to run meanwhile.
-        let runtime = Handle::current();
-        let flushed = match runtime.runtime_flavor() {
-            RuntimeFlavor::MultiThread => tokio::task::block_in_place(flush),
-            _ if runtime.metrics().num_alive_tasks() == 0 => flush(),
-            _ => (tokio::task::spawn_blocking(flush).await).map_err(|e| unknown(&e))?,
+        // thread, unless no other task exists to run meanwhile (or no Tokio runtime runs this).
+        let flushed = match Handle::try_current() {
+            Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(flush)
+            }
+            Ok(runtime) if runtime.metrics().num_alive_tasks() > 0 => {
+                (tokio::task::spawn_blocking(flush).await).map_err(|e| unknown(&e))?
+            }
+            _ => flush(),
         };
         flushed.map_err(|e| unknown(&e))?;
         *durable = covered;
