@@ -137,9 +137,8 @@ pub trait BackendTx: Send + Sync + 'static {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
 
     /// Sets `key`, which holds an id made for this write (no other transaction writes it), to
-    /// `value`. The write may be blind: a backend that detects write conflicts only through reads
-    /// (the embedded one) skips marking a key that nothing can race. Defaults to
-    /// [`put`](Self::put).
+    /// `value`. The write may be blind: the embedded backend does not check it against
+    /// concurrent writes of `key`, which nothing makes. Defaults to [`put`](Self::put).
     fn put_unique(
         &mut self,
         key: Vec<u8>,
@@ -156,10 +155,10 @@ pub trait BackendTx: Send + Sync + 'static {
     /// reads stop stepping over it long before an ordinary removal would be gone. Defaults to
     /// [`delete`](Self::delete).
     ///
-    /// The removal may be blind: a backend that detects write conflicts only through reads
-    /// (the embedded one) does not make it conflict with a concurrent write of `key`. It is for
-    /// keys that something else gives one remover at a time (a queue entry: written once by its
-    /// publish, removed by the holder of its partition's fenced lease).
+    /// The removal may be blind: the embedded backend does not make it conflict with a
+    /// concurrent write of `key`. It is for keys that something else gives one remover at a time
+    /// (a queue entry: written once by its publish, removed by the holder of its partition's
+    /// fenced lease).
     fn single_delete(&mut self, key: Vec<u8>) -> impl Future<Output = Result<()>> + Send {
         self.delete(key)
     }

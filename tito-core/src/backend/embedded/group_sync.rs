@@ -2,7 +2,7 @@
 //! commit applied before it durable, so concurrent committers share the flushes.
 
 use fjall::{Database, PersistMode};
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 
 use super::oracle::Oracle;
@@ -30,17 +30,13 @@ impl GroupSync {
         let db = db.clone();
         let flush = move || db.persist(PersistMode::SyncData);
         // Other committers need the runtime meanwhile, to prepare the commits the next flush
-        // will share. On a multi-threaded runtime, this thread's other tasks move to another
-        // thread while it flushes. On a current-thread runtime, the flush moves to a blocking
-        // thread, unless no other task exists to run meanwhile (or no Tokio runtime runs this).
-        let flushed = match Handle::try_current() {
-            Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(flush)
-            }
-            Ok(runtime) if runtime.metrics().num_alive_tasks() > 0 => {
-                (tokio::task::spawn_blocking(flush).await).map_err(|e| unknown(&e))?
-            }
-            _ => flush(),
+        // will share: the flush moves to a blocking thread, unless no other task exists to run
+        // meanwhile (or no Tokio runtime runs this), when it spares the hop.
+        let alone = Handle::try_current().map_or(true, |rt| rt.metrics().num_alive_tasks() == 0);
+        let flushed = if alone {
+            flush()
+        } else {
+            (tokio::task::spawn_blocking(flush).await).map_err(|e| unknown(&e))?
         };
         flushed.map_err(|e| unknown(&e))?;
         *durable = covered;
