@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue_support::{EVENT, Entry, Log, logging_worker, support, wait_until, wait_until_within};
-use tito::backend::Counting;
+use tito::backend::{Backend, Counting, Latency};
 use tito::queue::{DEFAULT_GROUP, ReadyMark, TitoQueue, Worker};
 use tito::{AnyBackend, TitoEngine, TitoOperation, TitoOptions};
 
@@ -78,7 +78,7 @@ async fn events_are_acknowledged_in_batches() {
 }
 
 /// Publishes `events` events over `keys` partition keys, 100 per transaction.
-async fn publish_backlog(db: &TitoEngine<Counting<AnyBackend>>, events: u64, keys: u64) {
+async fn publish_backlog<B: Backend>(db: &TitoEngine<Counting<B>>, events: u64, keys: u64) {
     let model = db.clone().model::<Entry>();
     for chunk in 0..events.div_ceil(100) {
         db.transaction(|tx| {
@@ -102,8 +102,8 @@ async fn publish_backlog(db: &TitoEngine<Counting<AnyBackend>>, events: u64, key
 }
 
 /// Starts a worker that does nothing but count, and waits until it holds every partition.
-async fn idle_worker(
-    queue: &Arc<TitoQueue<Counting<AnyBackend>>>,
+async fn idle_worker<B: Backend>(
+    queue: &Arc<TitoQueue<Counting<B>>>,
     poll: Duration,
 ) -> (tito::queue::WorkerHandle, Arc<std::sync::atomic::AtomicU64>) {
     let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -159,7 +159,14 @@ async fn a_local_commit_wakes_an_idle_worker_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
-    let (backend, db) = counting().await;
+    // Round trips matter over a network, where each costs a millisecond or more and the worker
+    // batches what is ready meanwhile; on the bare embedded backend a commit takes microseconds,
+    // and how many acknowledgements share one varies with the machine's load.
+    let backend = Counting::new(Latency::new(
+        support::backend().await,
+        Duration::from_millis(1),
+    ));
+    let db = TitoEngine::new(backend.clone()).await.unwrap();
     publish_backlog(&db, 600, 200).await;
     let queue = Arc::new(TitoQueue { engine: db.clone() });
     backend.take();
@@ -171,10 +178,9 @@ async fn a_backlog_across_hundreds_of_keys_drains_in_a_few_round_trips() {
     let counts = backend.take();
     worker.shutdown().await.unwrap();
     // 600 events of 200 keys in about 150 partitions: reads and acknowledgements are batched
-    // across partitions, so this is tens of round trips, not two or more per partition (how
-    // many acknowledgements share a commit depends on timing: 27 alone, up to 66 measured
-    // beside the other tests of this file).
-    assert!(counts.round_trips() <= 100, "{counts:?}");
+    // across partitions, so this is a few tens of round trips (12-15 measured), not two or more
+    // per partition.
+    assert!(counts.round_trips() <= 40, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,9 @@ impl GroupSync {
         // Other committers need the runtime meanwhile, to prepare the commits the next flush
         // will share: the flush moves to a blocking thread, unless no other task exists to run
         // meanwhile (or no Tokio runtime runs this), when it spares the hop.
-        let alone = Handle::try_current().map_or(true, |rt| rt.metrics().num_alive_tasks() == 0);
+        let own_task = usize::from(tokio::task::try_id().is_some());
+        let alone =
+            Handle::try_current().map_or(true, |rt| rt.metrics().num_alive_tasks() <= own_task);
         let flushed = if alone {
             flush()
         } else {

@@ -264,4 +264,22 @@ mod tests {
         };
         assert!(commit(&oracle, held, &[], &reads).is_err());
     }
+
+    #[test]
+    fn a_commit_that_fails_to_apply_takes_no_number() {
+        let oracle = oracle();
+        let (failing, ()) = oracle.open(|| ());
+        let written = vec![(b"k".to_vec(), true)];
+        let outcome = oracle.commit(failing, written, &ReadSet::default(), || {
+            Err(TitoError::Backend("disk".into()))
+        });
+        assert!(matches!(outcome, Err(TitoError::Backend(_))));
+        assert_eq!(oracle.committed(), 0);
+        let (next, ()) = oracle.open(|| ());
+        assert_eq!(
+            commit(&oracle, next, &[b"k"], &ReadSet::default()).unwrap(),
+            1
+        );
+        assert!(oracle.is_idle());
+    }
 }
