@@ -6,6 +6,7 @@ use tito_bench::system::{System, Workload, run_slice, setup};
 use tito_bench::systems::raw::Raw;
 use tito_bench::systems::tito::Tito;
 use tito_bench::systems::{AnySystem, Kind};
+use tito_bench::writers;
 use tito_core::backend::{AnyBackend, Backend, BackendTx, KeyRange, KvPair, TxKind};
 use tito_core::{Durability, keyspace};
 
@@ -101,6 +102,36 @@ async fn the_raw_floor_writes_exactly_the_bytes_tito_writes() {
 }
 
 #[test]
+fn concurrent_writers_store_every_post_on_every_system_but_the_floor() {
+    // Bursts run their own runtimes, as in the child process: outside any runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plan = plan();
+    for kind in Kind::ALL {
+        let mut system = runtime
+            .block_on(AnySystem::open(kind, Durability::Buffered))
+            .unwrap();
+        runtime.block_on(system.setup(&plan)).unwrap();
+        let Some(burst) = writers::burst(&system, &plan, 0, 40).unwrap() else {
+            assert_eq!(kind, Kind::Raw);
+            continue;
+        };
+        assert_eq!(burst.nanos.len(), 40, "{kind:?}");
+        assert!(burst.wall_nanos > 0 && burst.per_sec() > 0.0);
+        for j in 0..40 {
+            let post = plan.post(plan.rows + plan.ops + j);
+            assert_eq!(
+                runtime.block_on(system.get(&post.id)).unwrap(),
+                post,
+                "{kind:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_binary_prints_tables_and_writes_the_chart() {
     let dir = std::env::temp_dir().join(format!("tito-bench-smoke-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,6 +153,7 @@ fn the_binary_prints_tables_and_writes_the_chart() {
         "tito/native_db",
         "peak RSS",
         "round trips",
+        "concurrent writers",
     ] {
         assert!(stdout.contains(needle), "missing {needle} in:\n{stdout}");
     }

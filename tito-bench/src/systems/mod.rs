@@ -8,7 +8,7 @@ pub mod tito;
 use tito_core::Durability;
 
 use crate::data::Plan;
-use crate::system::{self, Result, SliceResult, Workload};
+use crate::system::{self, Result, SliceResult, System, Workload};
 
 /// Which system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,16 @@ impl AnySystem {
             AnySystem::Raw(s) => system::setup(s, plan).await,
             AnySystem::Sqlite(s) => system::setup(s, plan).await,
             AnySystem::NativeDb(s) => system::setup(s, plan).await,
+        }
+    }
+
+    /// Reads a post by id.
+    pub async fn get(&mut self, id: &str) -> Result<crate::data::Post> {
+        match self {
+            AnySystem::Tito(s) => s.get(id).await,
+            AnySystem::Raw(s) => s.get(id).await,
+            AnySystem::Sqlite(s) => s.get(id).await,
+            AnySystem::NativeDb(s) => s.get(id).await,
         }
     }
 

@@ -124,9 +124,7 @@ impl NativeDb {
             .create(models()?, dir.join("bench.redb"))?;
         Ok(NativeDb { db, dir })
     }
-}
 
-impl NativeDb {
     /// Inserts each share of posts, one per transaction, from its own thread; native_db runs
     /// one write transaction at a time, so the writers queue for it.
     pub fn concurrent_inserts(&self, shares: Vec<Vec<Post>>) -> Result<Burst> {

@@ -6,8 +6,7 @@
 //! a power loss, exactly tito's `Durability::Buffered`. `synchronous=FULL` fsyncs the WAL at
 //! every commit, like `Durability::Sync`. (`OFF` would never fsync, not even at checkpoints.)
 
-use std::path::PathBuf;
-
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -66,19 +65,16 @@ impl Sqlite {
     pub fn open(durability: Durability) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("tito-bench-sqlite-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
-        let conn = Connection::open(dir.join(FILE))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(format!("SQLite refused WAL mode: {mode}").into());
-        }
         let synchronous = match durability {
             Durability::Sync => "FULL",
             _ => "NORMAL",
         };
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -32768; {SCHEMA}"
-        ))?;
-        conn.set_prepared_statement_cache_capacity(32);
+        let conn = Self::connect(&dir, synchronous)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(format!("SQLite refused WAL mode: {mode}").into());
+        }
+        conn.execute_batch(SCHEMA)?;
         Ok(Sqlite {
             conn,
             dir,
@@ -86,18 +82,22 @@ impl Sqlite {
         })
     }
 
+    /// A connection to the database in `dir`: a 32 MiB page cache, cached statements, and
+    /// up to 30 s of waiting when another connection holds the write lock.
+    fn connect(dir: &Path, synchronous: &str) -> Result<Connection> {
+        let conn = Connection::open(dir.join(FILE))?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous}; PRAGMA cache_size = -32768;"
+        ))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
     /// Inserts each share of posts, one per `BEGIN IMMEDIATE` transaction, from its own thread
-    /// and connection; a writer that finds the database locked waits up to 30 s.
+    /// and connection.
     pub fn concurrent_inserts(&self, shares: Vec<Vec<Post>>) -> Result<Burst> {
-        let connect = || -> Result<Connection> {
-            let conn = Connection::open(self.dir.join(FILE))?;
-            conn.busy_timeout(Duration::from_secs(30))?;
-            conn.execute_batch(&format!(
-                "PRAGMA synchronous = {}; PRAGMA cache_size = -32768;",
-                self.synchronous
-            ))?;
-            Ok(conn)
-        };
+        let connect = || Self::connect(&self.dir, self.synchronous);
         writers::on_threads(shares, connect, |conn, post| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             Self::insert_post(&tx, post)?;

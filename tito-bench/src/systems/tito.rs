@@ -1,5 +1,7 @@
 //! tito itself: the models as a user writes them, through the public API.
 
+use std::time::Instant;
+
 use tito_core::backend::{AnyBackend, Backend, Embedded};
 use tito_core::model::{
     TitoEmbeddedRelationshipConfig, TitoEventConfig, TitoIndexBlockType, TitoIndexConfig,
@@ -8,8 +10,6 @@ use tito_core::model::{
 use tito_core::{Durability, TitoEngine, TitoModel};
 
 use crate::data::{Author, PAGE, Post};
-use std::time::Instant;
-
 use crate::system::{Error, Page, Result, System};
 use crate::writers::Burst;
 
