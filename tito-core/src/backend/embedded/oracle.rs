@@ -9,7 +9,7 @@
 //! keeps nothing and every check is a lookup in a small ordered map.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::super::KeyRange;
 use crate::error::{Result, TitoError};
@@ -33,6 +33,9 @@ struct State {
     /// a constant per recorded key.
     trim_at: usize,
 }
+
+/// Attempts to take a held lock before sleeping on it: about 30 µs on a 2020s x86 core.
+const SPINS: u32 = 1_000;
 
 /// The smallest `trim_at`.
 const MIN_TRIM: usize = 1024;
@@ -63,6 +66,15 @@ impl Drop for Ticket {
 
 impl Oracle {
     fn lock(&self) -> MutexGuard<'_, State> {
+        // A commit holds the lock for a few microseconds (the check and fjall's batch): a
+        // waiter that sleeps and is woken costs more than that, so it spins first.
+        for _ in 0..SPINS {
+            match self.state.try_lock() {
+                Ok(state) => return state,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => std::hint::spin_loop(),
+            }
+        }
         // Nothing panics while the lock is held; a poisoned lock still holds a whole state.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
