@@ -140,25 +140,16 @@ pub fn measure(
     };
     for (w, workload) in Workload::ALL.into_iter().enumerate() {
         let total = workload.ops(&plan);
-        let rounds = rounds.clamp(1, total);
         eprintln!("{} ({total} operations) ...", workload.title());
-        for round in 0..rounds {
-            let (start, end) = (total * round / rounds, total * (round + 1) / rounds);
+        for (start, end, order) in schedule(total, rounds, children.len()) {
             let mut digests = Vec::new();
-            for i in 0..children.len() {
-                let k = (i + round as usize) % children.len();
+            for k in order {
                 let answer = children[k]
                     .request(&format!("run {} {start} {end}", workload.key()))
                     .map_err(|e| format!("{} {}: {e}", kinds[k].key(), workload.key()))?;
-                let mut fields = answer.split(' ');
-                if fields.next() != Some("ok") {
-                    return Err(format!("unexpected answer: {answer}").into());
-                }
-                digests.push((k, fields.next().unwrap_or_default().to_string()));
-                let nanos = m.nanos.entry((w, k)).or_default();
-                for field in fields {
-                    nanos.push(field.parse()?);
-                }
+                let (digest, nanos) = parse_ok(&answer)?;
+                digests.push((k, digest));
+                m.nanos.entry((w, k)).or_default().extend(nanos);
             }
             digests.sort();
             if digests.windows(2).any(|pair| pair[0].1 != pair[1].1) {
@@ -170,26 +161,17 @@ pub fn measure(
         }
     }
     let total = plan.ops;
-    let rounds = rounds.clamp(1, total);
     eprintln!("{WRITERS} concurrent writers, 1 record per transaction ({total} inserts) ...");
-    for round in 0..rounds {
-        let (start, end) = (total * round / rounds, total * (round + 1) / rounds);
-        for i in 0..children.len() {
-            let k = (i + round as usize) % children.len();
+    for (start, end, order) in schedule(total, rounds, children.len()) {
+        for k in order {
             let answer = children[k]
                 .request(&format!("burst {start} {end}"))
                 .map_err(|e| format!("{} burst: {e}", kinds[k].key()))?;
             if answer == "none" {
                 continue;
             }
-            let mut fields = answer.split(' ');
-            if fields.next() != Some("ok") {
-                return Err(format!("unexpected answer: {answer}").into());
-            }
-            let wall_nanos = fields.next().ok_or("no wall time")?.parse()?;
-            let nanos = fields
-                .map(str::parse)
-                .collect::<std::result::Result<_, _>>()?;
+            let (wall, nanos) = parse_ok(&answer)?;
+            let wall_nanos = wall.parse()?;
             (m.bursts.entry(k).or_default()).push(Burst { wall_nanos, nanos });
         }
     }
@@ -218,14 +200,14 @@ pub fn serve(kind: Kind, plan: Plan, durability: Durability) -> Result<()> {
                 let (start, end) = (start.parse()?, end.parse()?);
                 match runtime.block_on(system.run_slice(&plan, workload, start, end)) {
                     Ok(slice) => ok(slice.digest, slice.nanos),
-                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
+                    Err(e) => failed(&e),
                 }
             }
             ["burst", start, end] => {
                 match writers::burst(&system, &plan, start.parse()?, end.parse()?) {
                     Ok(Some(burst)) => ok(burst.wall_nanos, burst.nanos),
                     Ok(None) => "none".into(),
-                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
+                    Err(e) => failed(&e),
                 }
             }
             ["mem"] => peak_kib()?.to_string(),
@@ -238,6 +220,35 @@ pub fn serve(kind: Kind, plan: Plan, durability: Durability) -> Result<()> {
     Ok(())
 }
 
+/// Cuts `total` operations into at most `rounds` slices `(start, end, order)`, `order` being
+/// the children's turns, rotated from one round to the next.
+fn schedule(
+    total: u64,
+    rounds: u64,
+    children: usize,
+) -> impl Iterator<Item = (u64, u64, Vec<usize>)> {
+    let rounds = rounds.clamp(1, total.max(1));
+    (0..rounds).map(move |round| {
+        let order = (0..children)
+            .map(|i| (i + round as usize) % children)
+            .collect();
+        (total * round / rounds, total * (round + 1) / rounds, order)
+    })
+}
+
+/// The first field and the latencies of an `ok` answer.
+fn parse_ok(answer: &str) -> Result<(String, Vec<u64>)> {
+    let mut fields = answer.split(' ');
+    if fields.next() != Some("ok") {
+        return Err(format!("unexpected answer: {answer}").into());
+    }
+    let first = fields.next().unwrap_or_default().to_string();
+    let nanos = fields
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((first, nanos))
+}
+
 /// A successful answer: `ok`, a first figure, then the latencies.
 fn ok(first: u64, nanos: Vec<u64>) -> String {
     let mut answer = format!("ok {first}");
@@ -246,6 +257,11 @@ fn ok(first: u64, nanos: Vec<u64>) -> String {
         answer.push_str(&nanos.to_string());
     }
     answer
+}
+
+/// A failed request's answer: `err` and the error on one line.
+fn failed(e: &crate::system::Error) -> String {
+    format!("err {}", e.to_string().replace('\n', " "))
 }
 
 /// Parses the child's command line: `<system> <rows> <ops> <durability>`.

@@ -33,7 +33,7 @@ fn dealt(plan: &Plan, start: u64, end: u64) -> Vec<Vec<Post>> {
 }
 
 /// Times `insert` over one post, for the writers' latencies.
-pub fn timed(nanos: &mut Vec<u64>, insert: impl FnOnce() -> Result<()>) -> Result<()> {
+fn timed(nanos: &mut Vec<u64>, insert: impl FnOnce() -> Result<()>) -> Result<()> {
     let t = Instant::now();
     insert()?;
     nanos.push(t.elapsed().as_nanos() as u64);

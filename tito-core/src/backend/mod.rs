@@ -14,6 +14,7 @@ pub mod latency;
 pub mod tikv;
 
 use std::future::Future;
+use std::ops::Bound;
 
 use crate::error::Result;
 
@@ -77,6 +78,15 @@ impl KeyRange {
     /// Whether no key can fall in the range.
     pub fn is_empty(&self) -> bool {
         matches!(&self.end, Some(end) if *end <= self.start)
+    }
+
+    /// The range as standard bounds, for ordered maps and engines.
+    pub fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        let end = self
+            .end
+            .as_deref()
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        (Bound::Included(self.start.as_slice()), end)
     }
 
     /// Whether `key` falls in the range.

@@ -287,8 +287,6 @@ impl EmbeddedTx {
         if range.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let data = &self.inner.data;
-        let start = range.start.as_slice();
         let (snapshot, tx) = match &mut self.state {
             TxState::Read(snapshot) => (&*snapshot, None),
             TxState::Write(tx) => {
@@ -301,10 +299,7 @@ impl EmbeddedTx {
                 (&*snapshot, Some((&*writes, reads)))
             }
         };
-        let stored = match range.end.as_deref() {
-            Some(end) => snapshot.range(data, start..end),
-            None => snapshot.range(data, start..),
-        };
+        let stored = snapshot.range::<&[u8], _>(&self.inner.data, range.bounds());
         let stored = stored.map(|guard| {
             (guard.into_inner())
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -317,11 +312,7 @@ impl EmbeddedTx {
                 stored.take(limit).collect()
             };
         };
-        let end = range.end.as_deref();
-        let pending = writes.range::<[u8], _>((
-            std::ops::Bound::Included(start),
-            end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
-        ));
+        let pending = writes.range::<[u8], _>(range.bounds());
         let rows = if reverse {
             overlay(stored.rev(), pending.rev(), true, limit)?
         } else {

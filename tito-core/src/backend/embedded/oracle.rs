@@ -152,12 +152,7 @@ impl State {
         (written.iter()).any(|(key, checked)| *checked && newer(key))
             || reads.keys.iter().any(|key| newer(key))
             || reads.ranges.iter().any(|range| {
-                let end = match &range.end {
-                    Some(end) => std::ops::Bound::Excluded(end.as_slice()),
-                    None => std::ops::Bound::Unbounded,
-                };
-                let bounds = (std::ops::Bound::Included(range.start.as_slice()), end);
-                (self.recent.range::<[u8], _>(bounds)).any(|(_, &n)| n > start)
+                (self.recent.range::<[u8], _>(range.bounds())).any(|(_, &n)| n > start)
             })
     }
 
