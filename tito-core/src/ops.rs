@@ -207,13 +207,14 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
         Ok(())
     }
 
+    /// Writes the index entries `prepared` plans, except those whose keys are in `skip`.
     async fn write_entries(
         &self,
         tx: &TitoTransaction<B>,
-        prepared: &Prepared,
+        prepared: &mut Prepared,
         skip: &HashSet<&[u8]>,
     ) -> Result<()> {
-        for entry in &prepared.plan.entries {
+        for entry in std::mem::take(&mut prepared.plan.entries) {
             if skip.contains(entry.key.as_slice()) {
                 continue;
             }
@@ -221,7 +222,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 Some(_) => prepared.id.as_bytes().to_vec(),
                 None => Vec::new(),
             };
-            tx.put(entry.key.clone(), value).await?;
+            tx.put(entry.key, value).await?;
         }
         Ok(())
     }
@@ -274,13 +275,13 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 .map(|record| self.prepare(record, options.event.is_some()))
                 .collect::<Result<Vec<_>>>()?;
             self.check_batch_duplicates(&prepared)?;
-            let record_keys: Vec<Vec<u8>> = prepared
+            let mut keys: Vec<Vec<u8>> = prepared
                 .iter()
                 .map(|p| keyspace::record_key(&self.schema.table, &p.id))
                 .collect();
-            let mut keys = record_keys.clone();
             keys.extend(prepared.iter().flat_map(Prepared::unique_keys));
             let found = tx.batch_get(&keys).await?;
+            keys.truncate(prepared.len());
             let (existing, mut holders) = found.split_at(prepared.len());
             for (p, existing) in prepared.iter().zip(existing) {
                 if existing.is_some() {
@@ -300,10 +301,10 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 }
                 self.check_batch_duplicates(&prepared)?;
             }
-            for ((record, p), record_key) in records.iter().zip(&prepared).zip(record_keys) {
-                tx.put(record_key, p.bytes.clone()).await?;
+            for ((record, p), record_key) in records.iter().zip(&mut prepared).zip(keys) {
+                tx.put(record_key, std::mem::take(&mut p.bytes)).await?;
+                let manifest = p.plan.manifest();
                 self.write_entries(tx, p, &HashSet::new()).await?;
-                let manifest = plan::encode_manifest(&p.plan.keys());
                 tx.put(keyspace::manifest_key(&self.schema.table, &p.id), manifest)
                     .await?;
                 self.publish(tx, record, p, &options).await?;
@@ -469,20 +470,21 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
                 self.plan_foreign(&record, &mut prepared, &foreign, tx)
                     .await?;
             }
-            let new_keys = prepared.plan.keys();
-            let new_set: HashSet<&[u8]> = new_keys.iter().map(Vec::as_slice).collect();
+            let new_set: HashSet<&[u8]> = (prepared.plan.entries.iter())
+                .map(|e| e.key.as_slice())
+                .collect();
             let old_set: HashSet<&[u8]> = old_keys.iter().map(Vec::as_slice).collect();
             for old in &old_keys {
                 if !new_set.contains(old.as_slice()) {
                     tx.delete(old.clone()).await?;
                 }
             }
-            tx.put(record_key, prepared.bytes.clone()).await?;
-            self.write_entries(tx, &prepared, &old_set).await?;
+            tx.put(record_key, std::mem::take(&mut prepared.bytes))
+                .await?;
             if old_set != new_set || stored_manifest.is_none() {
-                tx.put(manifest_key, plan::encode_manifest(&new_keys))
-                    .await?;
+                tx.put(manifest_key, prepared.plan.manifest()).await?;
             }
+            self.write_entries(tx, &mut prepared, &old_set).await?;
             self.publish(tx, &record, &prepared, &options).await?;
             Ok(record)
         };

@@ -3,13 +3,16 @@
 
 use serde_json::Value;
 
-use crate::codec::Number;
+use crate::codec::{self, Direction, Number};
 use crate::error::{Result, TitoError};
 use crate::keyspace;
-use crate::model::component::{combine_components, number_component, string_component};
+use crate::model::component::{
+    combine_components, number_component, put_number_component, string_component,
+};
 use crate::model::json_path;
 use crate::model::{
-    IndexedValues, TitoIndexBlockType, TitoIndexConfig, TitoIndexValue, TitoModelTrait,
+    IndexedValues, TitoIndexBlockType, TitoIndexConfig, TitoIndexField, TitoIndexGenerator,
+    TitoIndexValue, TitoModelTrait,
 };
 use crate::registry::RegisteredIndex;
 
@@ -95,14 +98,19 @@ impl KeyPlan {
     /// Adds one entry per tuple of `values`, unsorted.
     fn push(&mut self, table: &str, id: &str, values: IndexedValues, is_unique: bool) {
         let IndexedValues { index, tuples } = values;
-        let prefix = keyspace::index_prefix(table, &index, is_unique);
-        for tuple in tuples {
-            let mut key = Vec::with_capacity(prefix.len() + tuple.len() + id.len() + 3);
-            key.extend_from_slice(&prefix);
+        let mut prefix = keyspace::index_prefix(table, &index, is_unique);
+        let unique_index = is_unique.then_some(index);
+        let mut tuples = tuples.into_iter().peekable();
+        while let Some(tuple) = tuples.next() {
+            // The last entry (usually the only one) takes over the prefix's buffer.
+            let mut key = match tuples.peek() {
+                Some(_) => prefix.clone(),
+                None => std::mem::take(&mut prefix),
+            };
             key.extend_from_slice(&tuple);
             self.entries.push(IndexEntry {
                 key: keyspace::finish_index_key(key, id, is_unique),
-                unique_index: is_unique.then(|| index.clone()),
+                unique_index: unique_index.clone(),
             });
         }
     }
@@ -111,75 +119,109 @@ impl KeyPlan {
     pub fn keys(&self) -> Vec<Vec<u8>> {
         self.entries.iter().map(|e| e.key.clone()).collect()
     }
+
+    /// The manifest listing the entries' keys.
+    pub fn manifest(&self) -> Vec<u8> {
+        encode_manifest(self.entries.iter().map(|e| e.key.as_slice()))
+    }
 }
 
 /// The entries of one index read from a serialized record by field name.
 fn indexed_values(config: &TitoIndexConfig, json: &Value) -> Result<IndexedValues> {
-    let per_field = match &config.custom_generator {
-        Some(generator) => {
-            let mut tuples = Vec::new();
-            for entry in generator.generate() {
-                if entry.len() != config.fields.len() {
-                    return Err(TitoError::Serialize(format!(
-                        "index `{}`: the generator produced {} values for {} fields",
-                        config.name,
-                        entry.len(),
-                        config.fields.len()
-                    )));
-                }
-                let mut tuple = Vec::new();
-                for (value, field) in entry.iter().zip(&config.fields) {
-                    tuple.extend(generated_component(&config.name, field.r#type, value)?);
-                }
-                tuples.push(tuple);
-            }
-            return Ok(IndexedValues {
-                index: config.name.clone(),
-                tuples,
-            });
+    if let Some(generator) = &config.custom_generator {
+        return generated_values(config, generator);
+    }
+    let per_field: Vec<Vec<&Value>> = (config.fields.iter())
+        .map(|field| json_path::values_at(json, &field.name))
+        .collect();
+    // One value per field, the common case, is one tuple encoded in place.
+    let tuples = if per_field.iter().all(|values| values.len() == 1) {
+        let mut tuple = Vec::with_capacity(64);
+        for (field, values) in config.fields.iter().zip(&per_field) {
+            put_json_component(&mut tuple, &config.name, field, values[0])?;
         }
-        None => config
-            .fields
-            .iter()
-            .map(|field| {
-                json_path::values_at(json, &field.name)
-                    .into_iter()
-                    .map(|value| json_component(&config.name, &field.name, field.r#type, value))
+        vec![tuple]
+    } else {
+        let components = (config.fields.iter().zip(&per_field))
+            .map(|(field, values)| {
+                (values.iter())
+                    .map(|value| {
+                        let mut component = Vec::new();
+                        put_json_component(&mut component, &config.name, field, value)?;
+                        Ok(component)
+                    })
                     .collect::<Result<Vec<_>>>()
             })
-            .collect::<Result<Vec<_>>>()?,
+            .collect::<Result<Vec<_>>>()?;
+        combine_components(&components)?
     };
     Ok(IndexedValues {
         index: config.name.clone(),
-        tuples: combine_components(&per_field)?,
+        tuples,
     })
 }
 
-/// Encodes a JSON value as a component of an index field of type `ty`.
-fn json_component(
-    index: &str,
-    field: &str,
-    ty: TitoIndexBlockType,
-    value: &Value,
-) -> Result<Vec<u8>> {
-    match (ty, value) {
-        (TitoIndexBlockType::String, Value::String(s)) => Ok(string_component(s)),
-        (TitoIndexBlockType::String, Value::Bool(b)) => {
-            Ok(string_component(if *b { "true" } else { "false" }))
+/// The entries of an index whose values come from its custom generator.
+fn generated_values(
+    config: &TitoIndexConfig,
+    generator: &TitoIndexGenerator,
+) -> Result<IndexedValues> {
+    let mut tuples = Vec::new();
+    for entry in generator.generate() {
+        if entry.len() != config.fields.len() {
+            return Err(TitoError::Serialize(format!(
+                "index `{}`: the generator produced {} values for {} fields",
+                config.name,
+                entry.len(),
+                config.fields.len()
+            )));
         }
-        (TitoIndexBlockType::String, Value::Number(n)) => Ok(string_component(&n.to_string())),
-        (TitoIndexBlockType::Number, Value::Number(n)) => number_component(json_number(n)),
-        (TitoIndexBlockType::Number, Value::String(s)) => {
-            number_component(parse_number(s).ok_or_else(|| {
-                TitoError::Serialize(format!(
-                    "index `{index}` field `{field}`: `{s}` is not a number"
-                ))
-            })?)
+        let mut tuple = Vec::new();
+        for (value, field) in entry.iter().zip(&config.fields) {
+            tuple.extend(generated_component(&config.name, field.r#type, value)?);
         }
-        (_, other) => Err(TitoError::Serialize(format!(
-            "index `{index}` field `{field}`: cannot index {other} as {ty:?}"
-        ))),
+        tuples.push(tuple);
     }
+    Ok(IndexedValues {
+        index: config.name.clone(),
+        tuples,
+    })
+}
+
+/// Appends a JSON value to `out` as a component of index field `field`.
+fn put_json_component(
+    out: &mut Vec<u8>,
+    index: &str,
+    field: &TitoIndexField,
+    value: &Value,
+) -> Result<()> {
+    let text = |out: &mut Vec<u8>, s: &str| codec::put_str(out, s, Direction::Asc);
+    match (field.r#type, value) {
+        (TitoIndexBlockType::String, Value::String(s)) => text(out, s),
+        (TitoIndexBlockType::String, Value::Bool(b)) => {
+            text(out, if *b { "true" } else { "false" })
+        }
+        (TitoIndexBlockType::String, Value::Number(n)) => text(out, &n.to_string()),
+        (TitoIndexBlockType::Number, Value::Number(n)) => {
+            put_number_component(out, json_number(n))?
+        }
+        (TitoIndexBlockType::Number, Value::String(s)) => {
+            let number = parse_number(s).ok_or_else(|| {
+                TitoError::Serialize(format!(
+                    "index `{index}` field `{}`: `{s}` is not a number",
+                    field.name
+                ))
+            })?;
+            put_number_component(out, number)?
+        }
+        (ty, other) => {
+            return Err(TitoError::Serialize(format!(
+                "index `{index}` field `{}`: cannot index {other} as {ty:?}",
+                field.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn generated_component(
@@ -229,8 +271,8 @@ pub(crate) fn parse_number(text: &str) -> Option<Number> {
 const MANIFEST_V1: u8 = 1;
 
 /// Encodes the list of index keys a record owns.
-pub(crate) fn encode_manifest(keys: &[Vec<u8>]) -> Vec<u8> {
-    let len: usize = keys.iter().map(|k| k.len() + 4).sum();
+pub(crate) fn encode_manifest<'a>(keys: impl Iterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    let len: usize = keys.clone().map(|k| k.len() + 4).sum();
     let mut out = Vec::with_capacity(1 + len);
     out.push(MANIFEST_V1);
     for key in keys {
@@ -270,7 +312,7 @@ mod tests {
     fn manifest_round_trips_and_rejects_garbage() {
         let keys = vec![b"a".to_vec(), Vec::new(), vec![0, 255, 0]];
         assert_eq!(
-            decode_manifest(b"m", &encode_manifest(&keys)).unwrap(),
+            decode_manifest(b"m", &encode_manifest(keys.iter().map(Vec::as_slice))).unwrap(),
             keys
         );
         assert!(decode_manifest(b"m", &[MANIFEST_V1, 0, 0, 0, 9, 1]).is_err());

@@ -306,8 +306,11 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
                 done.added += 1;
             }
             let manifest_key = keyspace::manifest_key(self.table(), &prepared.id);
-            tx.put(manifest_key, plan::encode_manifest(&new_keys))
-                .await?;
+            tx.put(
+                manifest_key,
+                plan::encode_manifest(new_keys.iter().map(Vec::as_slice)),
+            )
+            .await?;
             if migrate {
                 tx.put(key.clone(), prepared.bytes.clone()).await?;
                 done.migrated += 1;

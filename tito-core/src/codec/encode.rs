@@ -96,11 +96,11 @@ fn put_escaped(out: &mut Vec<u8>, type_tag: u8, v: &[u8], dir: Direction) {
     let start = out.len();
     out.reserve(v.len() + 3);
     out.push(type_tag);
-    for &b in v {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
+    for (i, run) in v.split(|&b| b == 0).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(&[0x00, 0xFF]);
         }
+        out.extend_from_slice(run);
     }
     out.extend_from_slice(&[0x00, 0x01]);
     finish(out, start, dir);

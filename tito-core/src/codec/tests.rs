@@ -98,6 +98,26 @@ fn separator_and_high_bytes_survive() {
 }
 
 #[test]
+fn zero_bytes_are_escaped_exactly_as_the_format_says() {
+    let stored = [
+        tag::STRING,
+        b'a',
+        0,
+        0xFF,
+        b'b',
+        0,
+        0xFF,
+        0,
+        0xFF,
+        0x00,
+        0x01,
+    ];
+    assert_eq!(s("a\0b\0\0"), stored);
+    assert_eq!(s("\0"), [tag::STRING, 0, 0xFF, 0x00, 0x01]);
+    assert_eq!(s(""), [tag::STRING, 0x00, 0x01]);
+}
+
+#[test]
 fn empty_strings_and_bytes_sort_first_and_round_trip() {
     assert!(s("") < s("\0"));
     assert!(s("") < s("a"));

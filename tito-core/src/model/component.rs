@@ -46,13 +46,24 @@ pub fn string_component(value: &str) -> Vec<u8> {
 /// Encodes a number index component; NaN is refused.
 pub fn number_component(value: Number) -> Result<Vec<u8>, TitoError> {
     let mut out = Vec::with_capacity(9);
-    codec::put_number(&mut out, value, Direction::Asc)
-        .map_err(|e| TitoError::Serialize(format!("index value {value}: {e}")))?;
+    put_number_component(&mut out, value)?;
     Ok(out)
+}
+
+/// Appends a number index component to `out`; NaN is refused.
+pub(crate) fn put_number_component(out: &mut Vec<u8>, value: Number) -> Result<(), TitoError> {
+    codec::put_number(out, value, Direction::Asc)
+        .map_err(|e| TitoError::Serialize(format!("index value {value}: {e}")))
 }
 
 /// Every combination of one component per field, concatenated in field order.
 pub fn combine_components(fields: &[Vec<Vec<u8>>]) -> Result<Vec<Vec<u8>>, TitoError> {
+    // The common case, one value per field, is one tuple built in one allocation.
+    if fields.iter().all(|components| components.len() == 1) {
+        let mut tuple = Vec::with_capacity(fields.iter().map(|c| c[0].len()).sum());
+        fields.iter().for_each(|c| tuple.extend_from_slice(&c[0]));
+        return Ok(vec![tuple]);
+    }
     let mut tuples: Vec<Vec<u8>> = vec![Vec::new()];
     for components in fields {
         let count = tuples.len() * components.len();

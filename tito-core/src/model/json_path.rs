@@ -5,6 +5,13 @@ use serde_json::{Map, Value};
 
 /// Every non-null value at `path`; arrays met on the way, and at the end, fan out.
 pub(crate) fn values_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
+    if let (Value::Object(map), false) = (root, path.contains('.')) {
+        let mut leaves = Vec::new();
+        if let Some(field) = map.get(path) {
+            flatten(field, &mut leaves);
+        }
+        return leaves;
+    }
     let mut current = vec![root];
     for segment in path.split('.') {
         let mut next = Vec::with_capacity(current.len());
