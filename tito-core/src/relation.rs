@@ -10,14 +10,15 @@
 //! past [`MAX_HYDRATED_LEN`] bytes, the page fails with [`TitoError::TooLarge`] instead of
 //! growing without limit (a few large records referenced by many could otherwise fill memory).
 //!
-//! When every requested relationship names top-level fields, [`hydrate_top_level`] splices the
-//! stored JSON of the referenced records into the stored JSON of each record and decodes the
-//! result once, instead of building, filling and converting a `serde_json::Value` tree per
-//! record (which cost a third of a hydrated page). Nested paths take the `Value` route.
+//! When every requested relationship names top-level fields, [`hydrate_top_level`] decodes each
+//! record once from its stored JSON with the stored JSON of the referenced records spliced in
+//! (`model::splice`), instead of building, filling and converting a `serde_json::Value` tree
+//! per record (which cost a third of a hydrated page). Nested paths take the `Value` route.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::de::{DeserializeOwned, DeserializeSeed};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::backend::{Backend, KeyRange};
@@ -26,8 +27,8 @@ use crate::keyspace;
 use crate::model::RecordShape;
 use crate::model::TitoEmbeddedRelationshipConfig;
 use crate::model::json_path::{for_each_parent, split_parent, values_at};
-use crate::model::record;
 use crate::model::schema::HasManyDef;
+use crate::model::{record, splice};
 use crate::query::{MAX_PAGE_LEN, QueryValue, entry_id};
 use crate::txn::TitoTransaction;
 
@@ -228,27 +229,22 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
     let bodies = (rows.iter())
         .map(|(key, bytes)| record::current_json(shapes, table, key, bytes))
         .collect::<Result<Vec<_>>>()?;
-    let mut parsed = Vec::with_capacity(rows.len());
+    let source_names: Vec<&str> = (relations.iter())
+        .map(|r| r.source_field_name.as_str())
+        .collect();
+    let mut sources = Vec::with_capacity(rows.len());
     for body in &bodies {
-        let mut json = serde_json::Deserializer::from_slice(body);
-        match record::TopLevel.deserialize(&mut json) {
-            Ok(fields) => parsed.push(fields),
-            Err(_) => return Ok(None),
+        match splice::pick(body, &source_names) {
+            Some(found) => sources.push(found),
+            None => return Ok(None),
         }
     }
     // The references of each relationship in each row, as the `Value` route reads them.
     let mut refs: Vec<Vec<Option<Value>>> = Vec::with_capacity(relations.len());
     let mut found: Vec<HashMap<String, Vec<u8>>> = Vec::with_capacity(relations.len());
-    for relation in relations {
-        let per_row = parsed
-            .iter()
-            .map(|fields| {
-                let raw = fields
-                    .iter()
-                    .find(|(name, _)| name == &relation.source_field_name);
-                raw.map(|(_, raw)| serde_json::from_str::<Value>(raw.get()))
-                    .transpose()
-            })
+    for (at, relation) in relations.iter().enumerate() {
+        let per_row = (sources.iter())
+            .map(|row| row[at].map(serde_json::from_slice::<Value>).transpose())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| TitoError::Serialize(e.to_string()))?;
         let ids = per_row
@@ -270,28 +266,14 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
         refs.push(per_row);
         found.push(bodies);
     }
+    let destinations: Vec<&str> = (relations.iter())
+        .map(|r| r.destination_field_name.as_str())
+        .collect();
     let mut hydrated = Hydrated::default();
     let mut records = Vec::with_capacity(rows.len());
-    for (row, ((key, _), fields)) in rows.iter().zip(parsed).enumerate() {
-        let mut out = Vec::with_capacity(rows[row].1.len() * 2);
-        out.push(b'{');
-        let mut first = true;
-        let mut field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            // Writing a string to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, name);
-            out.push(b':');
-            out.extend_from_slice(value);
-        };
-        for (name, raw) in &fields {
-            if !relations.iter().any(|r| r.destination_field_name == *name) {
-                field(&mut out, name, raw.get().as_bytes());
-            }
-        }
-        for ((relation, per_row), bodies) in relations.iter().zip(&refs).zip(&found) {
+    for (row, ((key, _), body)) in rows.iter().zip(&bodies).enumerate() {
+        let mut added: Vec<(&str, Cow<'_, [u8]>)> = Vec::with_capacity(relations.len());
+        for ((&destination, per_row), bodies) in destinations.iter().zip(&refs).zip(&found) {
             match &per_row[row] {
                 Some(Value::Array(items)) => {
                     let mut list = vec![b'['];
@@ -303,20 +285,23 @@ pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
                         list.extend_from_slice(body);
                     }
                     list.push(b']');
-                    field(&mut out, &relation.destination_field_name, &list);
+                    added.push((destination, Cow::Owned(list)));
                 }
                 Some(value) => {
                     if let Some(body) = id_of(value).and_then(|id| bodies.get(&id)) {
                         hydrated.add(body.len())?;
-                        field(&mut out, &relation.destination_field_name, body);
+                        added.push((destination, Cow::Borrowed(body)));
                     }
                 }
                 None => {}
             }
         }
-        out.push(b'}');
+        let added = (added.iter())
+            .map(|(name, json)| (*name, json.as_ref()))
+            .collect();
         records.push(
-            serde_json::from_slice(&out).map_err(|e| record::decode_error(key, e.to_string()))?,
+            splice::decode(body, &destinations, added)
+                .map_err(|e| record::decode_error(key, e.to_string()))?,
         );
     }
     Ok(Some(records))

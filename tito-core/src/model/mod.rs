@@ -6,6 +6,7 @@ pub mod derived;
 pub(crate) mod json_path;
 pub(crate) mod record;
 pub(crate) mod schema;
+pub(crate) mod splice;
 pub mod storable;
 
 pub use component::{IndexComponent, IndexedValues};

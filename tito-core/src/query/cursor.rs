@@ -62,7 +62,7 @@ impl CursorKeys {
             msg: last_key,
             aad: &aad,
         };
-        // Encryption fails only past the cipher's message limit (256 GiB), far above any key.
+        // Encryption fails only past the cipher's message limit (64 GiB), far above any key.
         let sealed = self.ciphers[0].encrypt(&nonce, payload).unwrap_or_default();
         let mut bytes = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         bytes.push(CURSOR_V3);
