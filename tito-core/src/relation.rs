@@ -206,7 +206,8 @@ pub(crate) async fn hydrate_has_many<B: Backend>(
 
 /// Decodes `rows` (record key, stored bytes) into records with `relations` hydrated, if every
 /// relationship names a top-level source and destination field distinct from the others, and
-/// every row is a JSON object; `None` otherwise (the caller then takes the `Value` route).
+/// every row reads as a JSON object whose keys up to its last source field hold no escapes;
+/// `None` otherwise (the caller then takes the `Value` route).
 /// One batched read per relationship, as [`hydrate`].
 pub(crate) async fn hydrate_top_level<T: DeserializeOwned, B: Backend>(
     tx: &TitoTransaction<B>,

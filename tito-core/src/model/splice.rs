@@ -139,20 +139,25 @@ pub(crate) fn decode<'a, T: DeserializeOwned>(
     added: Vec<(&'a str, &'a [u8])>,
 ) -> serde_json::Result<T> {
     let mut parser = serde_json::Deserializer::from_slice(json);
+    let changes = Changes { replaced, added };
     let value = T::deserialize(Splice {
         parser: &mut parser,
-        replaced,
-        added,
+        changes,
     })?;
     parser.end()?;
     Ok(value)
 }
 
-/// A deserializer that reads the object `parser` holds with fields replaced.
-struct Splice<'r, 'a, D> {
-    parser: D,
+/// The fields a splice leaves out, and those it adds (a name and its JSON text).
+struct Changes<'r, 'a> {
     replaced: &'r [&'r str],
     added: Vec<(&'a str, &'a [u8])>,
+}
+
+/// A deserializer that reads the object `parser` holds with `changes` made.
+struct Splice<'r, 'a, D> {
+    parser: D,
+    changes: Changes<'r, 'a>,
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Splice<'_, 'de, D> {
@@ -161,8 +166,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Splice<'_, 'de, D> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
         self.parser.deserialize_map(SpliceVisitor {
             visitor,
-            replaced: self.replaced,
-            added: self.added,
+            changes: self.changes,
         })
     }
 
@@ -186,8 +190,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Splice<'_, 'de, D> {
 
 struct SpliceVisitor<'r, 'a, V> {
     visitor: V,
-    replaced: &'r [&'r str],
-    added: Vec<(&'a str, &'a [u8])>,
+    changes: Changes<'r, 'a>,
 }
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for SpliceVisitor<'_, 'de, V> {
@@ -200,8 +203,8 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for SpliceVisitor<'_, 'de, V> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         self.visitor.visit_map(SpliceMap {
             map: Some(map),
-            replaced: self.replaced,
-            added: self.added.into_iter(),
+            replaced: self.changes.replaced,
+            added: self.changes.added.into_iter(),
             pending: None,
         })
     }
