@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use metrics::SharedString;
 use tracing::{Instrument, debug_span, field, warn};
 
 use crate::error::Result;
@@ -27,9 +26,7 @@ pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(crate) struct Operation<'a> {
     pub name: &'static str,
-    pub table: &'a str,
-    /// `table` as a metric label.
-    pub label: &'a SharedString,
+    pub schema: &'a Schema,
     pub index: Option<&'a str>,
 }
 
@@ -37,8 +34,7 @@ impl<'a> Operation<'a> {
     pub fn new(name: &'static str, schema: &'a Schema) -> Self {
         Operation {
             name,
-            table: &schema.table,
-            label: &schema.table_label,
+            schema,
             index: None,
         }
     }
@@ -58,10 +54,10 @@ impl<'a> Operation<'a> {
     ) -> Result<T> {
         let span = debug_span!(
             "tito.operation",
-            otel.name = %format_args!("{} {}", self.name, self.table),
+            otel.name = %format_args!("{} {}", self.name, self.schema.table),
             db.system.name = "tito",
             db.operation.name = self.name,
-            db.collection.name = self.table,
+            db.collection.name = self.schema.table,
             tito.index = self.index,
             db.response.returned_rows = field::Empty,
             duration_ms = field::Empty,
@@ -81,7 +77,7 @@ impl<'a> Operation<'a> {
                 e.kind()
             }
         };
-        let (operation, table) = (self.name, self.label);
+        let (operation, table) = (self.name, &self.schema.table_label);
         metrics::counter!("tito_operations_total", "operation" => operation, "table" => table.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!("tito_operation_duration_seconds", "operation" => operation, "table" => table.clone())
@@ -89,7 +85,7 @@ impl<'a> Operation<'a> {
         if elapsed >= slow {
             warn!(
                 operation = self.name,
-                table = self.table,
+                table = self.schema.table,
                 index = self.index,
                 duration_ms = elapsed.as_secs_f64() * 1e3,
                 outcome,

@@ -218,10 +218,7 @@ impl<T: TitoModelTrait, B: Backend> TitoModel<T, B> {
             if skip.contains(entry.key.as_slice()) {
                 continue;
             }
-            let value = match entry.unique_index {
-                Some(_) => prepared.id.as_bytes().to_vec(),
-                None => Vec::new(),
-            };
+            let value = entry.value(&prepared.id);
             tx.put(entry.key, value).await?;
         }
         Ok(())

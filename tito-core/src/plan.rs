@@ -24,6 +24,16 @@ pub(crate) struct IndexEntry {
     pub unique_index: Option<String>,
 }
 
+impl IndexEntry {
+    /// The value stored at the entry for record `id`: the id in a unique index, else nothing.
+    pub fn value(&self, id: &str) -> Vec<u8> {
+        match self.unique_index {
+            Some(_) => id.as_bytes().to_vec(),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Everything a version of a record writes besides the record itself.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyPlan {

@@ -298,11 +298,7 @@ impl<'a, B: Backend, P: Planner> Records<'a, B, P> {
                 done.removed += 1;
             }
             for entry in absent {
-                let value = match entry.unique_index {
-                    Some(_) => prepared.id.as_bytes().to_vec(),
-                    None => Vec::new(),
-                };
-                tx.put(entry.key.clone(), value).await?;
+                tx.put(entry.key.clone(), entry.value(&prepared.id)).await?;
                 done.added += 1;
             }
             let manifest_key = keyspace::manifest_key(self.table(), &prepared.id);
